@@ -1,0 +1,113 @@
+"""Model card: the bundle's README.md, following Hugging Face Hub conventions."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import yaml
+
+from .config import KAGGLE_DATASET
+
+
+def _fmt(x) -> str:
+    return "n/a" if x is None else f"{x:.3f}"
+
+
+def card_text(folder: Path, repo_id: str | None = None) -> str:
+    config = json.loads((folder / "config.json").read_text())
+    metrics = json.loads((folder / "metrics.json").read_text())
+    test = metrics["test"]
+    name = repo_id or config.get("run_name") or "deepfake-detector"
+    metadata = {
+        "license": "mit",
+        "library_name": "keras",
+        "pipeline_tag": "image-classification",
+        "tags": ["deepfake-detection", "image-classification", "keras", "tflite", "faces"],
+        "datasets": [KAGGLE_DATASET],
+        "metrics": ["accuracy", "roc_auc", "f1"],
+        "model-index": [{
+            "name": name,
+            "results": [{
+                "task": {"type": "image-classification", "name": "Deepfake detection"},
+                "dataset": {"type": KAGGLE_DATASET, "name": Path(config["dataset"]["path"]).name or "dataset",
+                            "split": "Test"},
+                "metrics": [{"type": k, "value": round(float(test[k]), 4), "name": label}
+                            for k, label in (("accuracy", "Accuracy"), ("roc_auc", "ROC AUC"),
+                                             ("f1", "F1"), ("precision", "Precision"), ("recall", "Recall"))
+                            if test.get(k) is not None],
+            }],
+        }],
+    }
+    counts = config["dataset"]["counts"]
+    rows = "\n".join(f"| {k} | {_fmt(test.get(k))} |" for k in
+                     ("accuracy", "precision", "recall", "f1", "roc_auc", "eer", "ece"))
+    per_source = "\n".join(f"| {s} | {m['n']} | {_fmt(m['accuracy'])} | {_fmt(m['roc_auc'])} |"
+                           for s, m in test.get("per_source", {}).items())
+    robust = "\n".join(f"| {k} | {_fmt(v['accuracy'])} | {_fmt(v['roc_auc'])} | {_fmt(v['accuracy_drop'])} |"
+                       for k, v in metrics.get("robustness", {}).items())
+    plots = "\n".join(f"![{p.stem}](plots/{p.name})" for p in sorted((folder / "plots").glob("*.png")))
+    env = config.get("environment", {})
+    text = f"""# {name}
+
+A compact Keras CNN that scores a face image as **real** or **fake** (deepfake), trained with
+[deepfake-detector](https://github.com/) (`train.py`). Output: calibrated P(fake); the decision
+threshold ({metrics['serving']['threshold']:.3f}) and the Platt calibration were fitted on the
+Validation split, never on Test.
+
+- Architecture: `{config['architecture']}`, input {config['image_size']}x{config['image_size']} RGB,
+  {metrics['model']['parameters']:,} parameters; preprocessing (resize, rescale) is inside the model.
+- Trained on `{config['dataset']['path']}`: Train {counts['Train']}, Validation {counts['Validation']},
+  Test {counts['Test']} (Fake/Real counts).
+- Training: {config.get('epochs_run')} epoch(s), {config.get('train_seconds', 0) / 60:.1f} min on
+  {env.get('platform', '?')} ({env.get('cpu_count', '?')} CPUs, GPUs: {env.get('gpus') or 'none'}).
+
+Reproduce:
+
+```bash
+{config['command']}
+```
+
+## Evaluation (Test split, served path with face crop)
+
+| metric | value |
+|---|---|
+{rows}
+
+Per source (file-name prefix):
+
+| source | n | accuracy | ROC AUC |
+|---|---|---|---|
+{per_source or '| all | ' + str(test['n']) + ' | ' + _fmt(test['accuracy']) + ' | ' + _fmt(test['roc_auc']) + ' |'}
+
+Robustness (Test images degraded before scoring):
+
+| degradation | accuracy | ROC AUC | accuracy drop |
+|---|---|---|---|
+{robust or '| not measured | | | |'}
+
+{plots}
+
+## Use
+
+```python
+import keras
+model = keras.saving.load_model("hf://{repo_id or 'OWNER/NAME'}")  # input: RGB 0-255, any size
+```
+
+or, with calibration, face cropping and explanations, `deepfake_detector.inference.Predictor`.
+
+## Limits
+
+Trained on face crops from the sources above; other generators, heavy compression, non-face
+images and adversarial edits are out of distribution. A score is evidence, not proof.
+"""
+    return "---\n" + yaml.safe_dump(metadata, sort_keys=False) + "---\n\n" + text
+
+
+def write_card(folder: Path, repo_id: str | None = None) -> Path:
+    path = folder / "README.md"
+    tmp = path.with_name("README.md.tmp")
+    tmp.write_text(card_text(folder, repo_id))
+    tmp.replace(path)
+    return path

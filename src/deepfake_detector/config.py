@@ -1,0 +1,62 @@
+"""Settings as data: one dataclass for a training run, saved with every bundle.
+
+A run is fully described by its `TrainConfig`; `train.py --config FILE` loads one from JSON
+and command-line flags override single fields. The same JSON lands in the bundle's
+`config.json`, so any shipped model can be re-trained from its own files.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+KAGGLE_DATASET = "manjilkarki/deepfake-and-real-images"
+CLASS_NAMES = ("Real", "Fake")  # index 1 = positive class = P(fake)
+SPLITS = ("Train", "Validation", "Test")
+# Every image is brought to this square size before it reaches the model (training cache and
+# serving alike); the model resizes further to its own `image_size` internally.
+CANONICAL_SIZE = 256
+
+
+@dataclass
+class TrainConfig:
+    data_dir: str | None = None  # None: download the Kaggle dataset into `download_dir`
+    download_dir: str = "data"
+    out: str | None = None  # None: artifacts/<run_name>
+    run_name: str | None = None
+    architecture: str = "compact"  # see model.ARCHITECTURES
+    image_size: int = 128
+    width: int = 32  # base channel count of the compact architecture
+    dropout: float = 0.3
+    epochs: int = 30
+    batch_size: int = 32
+    learning_rate: float = 1e-4
+    cosine_decay: bool = True  # decay 1e-4 -> 0 over the run (after the warm epochs)
+    warmup_epochs: int = 2
+    label_smoothing: float = 0.0
+    patience: int = 5
+    augment: bool = True
+    max_per_class: int | None = None
+    seed: int = 1337
+    strategy: str = "default"  # default | mirrored | multiworker
+    cache: str = "memory"  # memory | none | a file path prefix
+    examples_per_class: int = 3
+    push_to_hub: str | None = None
+    private: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_json(cls, path: str | Path) -> TrainConfig:
+        data = json.loads(Path(path).read_text())
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"{path}: unknown setting(s) {', '.join(unknown)}; "
+                             f"known: {', '.join(sorted(known))}")
+        return cls(**data)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)

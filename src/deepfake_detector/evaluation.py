@@ -1,0 +1,235 @@
+"""Evaluation: calibration and threshold from Validation, honest metrics on Test, and the plots.
+
+Scores come from the `Predictor` - the serving path with face cropping - so the numbers in a
+bundle are the numbers users get.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import confusion_matrix, roc_auc_score, roc_curve
+
+from .data import source_of
+
+log = logging.getLogger(__name__)
+
+
+# -- numbers -------------------------------------------------------------------------------------
+def fit_calibration(raw: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    """Platt scaling on the model's logit: p = sigmoid(a * logit + b), fitted on Validation."""
+    raw = np.clip(raw, 1e-7, 1 - 1e-7)
+    logit = np.log(raw / (1 - raw)).reshape(-1, 1)
+    if len(set(labels.tolist())) < 2:
+        return {"a": 1.0, "b": 0.0}
+    lr = LogisticRegression(C=1e4, max_iter=1000).fit(logit, labels)
+    return {"a": float(lr.coef_[0, 0]), "b": float(lr.intercept_[0])}
+
+
+def choose_threshold(p: np.ndarray, labels: np.ndarray) -> float:
+    """Threshold maximising balanced accuracy on Validation (never chosen on Test)."""
+    candidates = np.unique(np.concatenate([p, [0.5]]))
+    best, best_score = 0.5, -1.0
+    for t in candidates:
+        pred = p >= t
+        tpr = pred[labels == 1].mean() if (labels == 1).any() else 0.0
+        tnr = (~pred[labels == 0]).mean() if (labels == 0).any() else 0.0
+        score = (tpr + tnr) / 2 - 1e-6 * abs(t - 0.5)  # ties go to the threshold nearest 0.5
+        if score > best_score:
+            best, best_score = float(t), score
+    return best
+
+
+def equal_error_rate(labels: np.ndarray, p: np.ndarray) -> float:
+    if len(set(labels.tolist())) < 2:
+        return float("nan")
+    fpr, tpr, _ = roc_curve(labels, p)
+    fnr = 1 - tpr
+    i = int(np.nanargmin(np.abs(fnr - fpr)))
+    return float((fpr[i] + fnr[i]) / 2)
+
+
+def expected_calibration_error(labels: np.ndarray, p: np.ndarray, bins: int = 10) -> float:
+    """ECE of the shown confidence: |accuracy - confidence| averaged over confidence bins."""
+    pred = (p >= 0.5).astype(int)
+    conf = np.where(pred == 1, p, 1 - p)
+    correct = (pred == labels).astype(float)
+    edges = np.linspace(0.5, 1.0, bins // 2 + 1)
+    ece = 0.0
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        mask = (conf >= lo) & ((conf < hi) | (hi == 1.0))
+        if mask.any():
+            ece += mask.mean() * abs(correct[mask].mean() - conf[mask].mean())
+    return float(ece)
+
+
+def binary_metrics(labels: np.ndarray, p: np.ndarray, threshold: float) -> dict:
+    labels = np.asarray(labels).astype(int)
+    pred = (p >= threshold).astype(int)
+    tn, fp, fn, tp = confusion_matrix(labels, pred, labels=[0, 1]).ravel()
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / (tp + fn) if tp + fn else 0.0
+    both = len(set(labels.tolist())) == 2
+    return {
+        "n": int(len(labels)),
+        "accuracy": float((tp + tn) / len(labels)),
+        "precision": float(precision),
+        "recall": float(recall),
+        "f1": float(2 * precision * recall / (precision + recall)) if precision + recall else 0.0,
+        "roc_auc": float(roc_auc_score(labels, p)) if both else None,
+        "eer": equal_error_rate(labels, p) if both else None,
+        "ece": expected_calibration_error(labels, p),
+        "confusion_matrix": {"labels": ["real", "fake"], "matrix": [[int(tn), int(fp)], [int(fn), int(tp)]],
+                             "tn": int(tn), "fp": int(fp), "fn": int(fn), "tp": int(tp)},
+    }
+
+
+def per_source(paths: list, labels: np.ndarray, p: np.ndarray, threshold: float) -> dict:
+    """Metrics per file-name prefix, for prefixes that hold both classes (else nothing)."""
+    sources = np.asarray([source_of(x) for x in paths])
+    out = {}
+    for s in sorted(set(sources.tolist())):
+        mask = sources == s
+        if len(set(labels[mask].tolist())) == 2:
+            m = binary_metrics(labels[mask], p[mask], threshold)
+            out[s] = {k: m[k] for k in ("n", "accuracy", "roc_auc", "eer", "precision", "recall")}
+    return out if len(out) > 1 else {}
+
+
+# -- scoring through the serving path ----------------------------------------------------------
+def jpeg_degrade(quality: int):
+    def degrade(rgb: np.ndarray) -> np.ndarray:
+        buf = io.BytesIO()
+        Image.fromarray(rgb).save(buf, "JPEG", quality=quality)
+        return np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB"))
+    return degrade
+
+
+def half_size_degrade(rgb: np.ndarray) -> np.ndarray:
+    h, w = rgb.shape[:2]
+    im = Image.fromarray(rgb).resize((max(1, w // 2), max(1, h // 2)), Image.Resampling.BILINEAR)
+    return np.asarray(im.resize((w, h), Image.Resampling.BILINEAR))
+
+
+def score_files(predictor, paths: list, degrade=None, batch_size: int = 64, progress: str | None = None):
+    """Raw (uncalibrated) model scores for image files via the predictor's own preprocessing."""
+    from .imaging import load_image
+
+    scores = np.zeros(len(paths))
+    ok = np.ones(len(paths), dtype=bool)
+    step = max(1, len(paths) // 5)
+    for start in range(0, len(paths), batch_size):
+        batch, idx = [], []
+        for i in range(start, min(start + batch_size, len(paths))):
+            try:
+                rgb = load_image(paths[i]).rgb
+                if degrade is not None:
+                    rgb = degrade(rgb)
+                batch.append(predictor.prepare(rgb)[0])
+                idx.append(i)
+            except Exception:  # noqa: BLE001 - counted as skipped by the caller
+                ok[i] = False
+        if batch:
+            scores[idx] = predictor.raw_scores(np.stack(batch))
+        if progress and (start // batch_size) % max(1, step // batch_size) == 0:
+            log.info("%s: %d/%d", progress, min(start + batch_size, len(paths)), len(paths))
+    return scores, ok
+
+
+def evaluate_bundle(predictor, val_paths, val_labels, test_paths, test_labels, robustness: bool = True) -> dict:
+    """Fit calibration + threshold on Validation, then measure Test (clean and degraded)."""
+    val_raw, val_ok = score_files(predictor, val_paths, progress="scoring Validation")
+    calibration = fit_calibration(val_raw[val_ok], val_labels[val_ok])
+    predictor.cal_a, predictor.cal_b = calibration["a"], calibration["b"]
+    val_p = predictor.calibrate(val_raw[val_ok])
+    threshold = choose_threshold(val_p, val_labels[val_ok])
+    predictor.threshold = threshold
+
+    test_raw, test_ok = score_files(predictor, test_paths, progress="scoring Test")
+    y = test_labels[test_ok]
+    kept = [p for p, k in zip(test_paths, test_ok) if k]
+    test_p = predictor.calibrate(test_raw[test_ok])
+    test = binary_metrics(y, test_p, threshold)
+    test["ece_uncalibrated"] = expected_calibration_error(y, np.clip(test_raw[test_ok], 0, 1))
+    test["per_source"] = per_source(kept, y, test_p, threshold)
+    result = {
+        "serving": {"threshold": threshold, "calibration": calibration,
+                    "preprocessing": "face crop (OpenCV Haar) -> square resize -> model"},
+        "validation": binary_metrics(val_labels[val_ok], val_p, threshold),
+        "test": test,
+        "roc": _roc_points(y, test_p),
+    }
+    if robustness:
+        result["robustness"] = {}
+        for name, fn in (("jpeg_q50", jpeg_degrade(50)), ("half_size", half_size_degrade)):
+            raw, ok = score_files(predictor, test_paths, degrade=fn, progress=f"scoring Test ({name})")
+            m = binary_metrics(test_labels[ok], predictor.calibrate(raw[ok]), threshold)
+            result["robustness"][name] = {
+                "accuracy": m["accuracy"], "roc_auc": m["roc_auc"],
+                "accuracy_drop": test["accuracy"] - m["accuracy"],
+                "per_source": per_source([p for p, k in zip(test_paths, ok) if k], test_labels[ok],
+                                         predictor.calibrate(raw[ok]), threshold),
+            }
+    return result
+
+
+def _roc_points(labels, p, n: int = 101) -> dict:
+    if len(set(labels.tolist())) < 2:
+        return {}
+    fpr, tpr, _ = roc_curve(labels, p)
+    grid = np.linspace(0, 1, n)
+    return {"fpr": grid.round(4).tolist(), "tpr": np.interp(grid, fpr, tpr).round(4).tolist()}
+
+
+# -- plots -----------------------------------------------------------------------------------------
+def _save(fig, path: Path) -> None:
+    tmp = path.with_name(path.stem + ".tmp.png")
+    fig.savefig(tmp, dpi=110, bbox_inches="tight")
+    tmp.replace(path)
+
+
+def plot_all(metrics: dict, history: dict[str, list[float]], folder: Path) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+
+    cm = np.asarray(metrics["test"]["confusion_matrix"]["matrix"])
+    fig, ax = plt.subplots(figsize=(4, 3.6))
+    ax.imshow(cm, cmap="Blues")
+    for (i, j), v in np.ndenumerate(cm):
+        ax.text(j, i, str(v), ha="center", va="center", color="white" if v > cm.max() / 2 else "black")
+    ax.set_xticks([0, 1], ["real", "fake"]), ax.set_yticks([0, 1], ["real", "fake"])
+    ax.set_xlabel("predicted"), ax.set_ylabel("true")
+    ax.set_title(f"Test confusion matrix (threshold {metrics['serving']['threshold']:.2f})")
+    _save(fig, folder / "confusion_matrix.png"), plt.close(fig)
+    written.append(folder / "confusion_matrix.png")
+
+    if metrics.get("roc"):
+        fig, ax = plt.subplots(figsize=(4, 3.6))
+        ax.plot(metrics["roc"]["fpr"], metrics["roc"]["tpr"], label=f"AUC {metrics['test']['roc_auc']:.3f}")
+        ax.plot([0, 1], [0, 1], "--", color="grey")
+        ax.set_xlabel("false positive rate"), ax.set_ylabel("true positive rate")
+        ax.set_title("Test ROC curve"), ax.legend(loc="lower right")
+        _save(fig, folder / "roc_curve.png"), plt.close(fig)
+        written.append(folder / "roc_curve.png")
+
+    if history.get("loss"):
+        epochs = np.arange(1, len(history["loss"]) + 1)
+        fig, axes = plt.subplots(1, 2, figsize=(8, 3.4))
+        for ax, key in zip(axes, ("accuracy", "loss")):
+            ax.plot(epochs, history.get(key, []), "o-", label="train")
+            if history.get(f"val_{key}"):
+                ax.plot(epochs, history[f"val_{key}"], "o-", label="validation")
+            ax.set_xlabel("epoch"), ax.set_title(key), ax.legend()
+        _save(fig, folder / "training_curves.png"), plt.close(fig)
+        written.append(folder / "training_curves.png")
+    return written

@@ -1,0 +1,168 @@
+"""Turn any user file into a clean RGB array, or a clear `ImageError`.
+
+This is the only place images are decoded: the training cache and the serving path both
+call `load_image` + `resize_square`, so what the model sees at serving time is produced by
+exactly the code that produced its training data.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .errors import ImageError
+
+MIN_SIDE = 16
+
+
+def _env_float(name: str, default: float) -> float:
+    try:
+        return float(os.environ.get(name, default))
+    except ValueError:
+        return default
+
+
+# Safe defaults, overridable per deployment (documented in the README).
+MAX_UPLOAD_MB = _env_float("DEEPFAKE_MAX_UPLOAD_MB", 20.0)
+MAX_PIXELS = int(_env_float("DEEPFAKE_MAX_MEGAPIXELS", 40.0) * 1_000_000)
+
+
+@dataclass
+class LoadedImage:
+    rgb: np.ndarray  # H x W x 3, uint8
+    notes: list[str] = field(default_factory=list)
+
+
+def _describe_non_image(head: bytes) -> str:
+    if head.startswith(b"%PDF"):
+        return "this is a PDF document, not an image"
+    if head[:4] in (b"PK\x03\x04",):
+        return "this is a zip archive, not an image"
+    sample = head[:512]
+    if sample and all(32 <= b < 127 or b in b"\r\n\t" for b in sample):
+        return "this is a text file, not an image"
+    return "the file is not a recognised image format (JPEG, PNG, WebP, GIF, BMP, TIFF)"
+
+
+def _read_bytes(source: str | os.PathLike | bytes, max_bytes: int) -> bytes:
+    if isinstance(source, bytes):
+        data = source
+    else:
+        path = Path(source)
+        if not path.is_file():
+            raise ImageError(f"file not found: {path.name}")
+        size = path.stat().st_size
+        if size > max_bytes:
+            raise ImageError(f"file is {size / 1e6:.1f} MB; the limit is {max_bytes / 1e6:.0f} MB")
+        data = path.read_bytes()
+    if len(data) == 0:
+        raise ImageError("the file is empty (0 bytes)")
+    if len(data) > max_bytes:
+        raise ImageError(f"file is {len(data) / 1e6:.1f} MB; the limit is {max_bytes / 1e6:.0f} MB")
+    return data
+
+
+def _to_rgb(im: Image.Image, notes: list[str]) -> Image.Image:
+    mode = im.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        arr = np.asarray(im).astype(np.float64)
+        top = 65535.0 if arr.max() > 255 else 255.0
+        arr = np.clip(arr / top * 255.0, 0, 255).astype(np.uint8)
+        notes.append("high bit-depth image reduced to 8 bits")
+        return Image.fromarray(arr, "L").convert("RGB")
+    has_alpha = mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in im.info)
+    if has_alpha:
+        rgba = im.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        notes.append("transparent areas flattened onto white")
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    if mode == "CMYK":
+        notes.append("converted from CMYK")
+    if mode != "RGB":
+        return im.convert("RGB")
+    return im
+
+
+def load_image(
+    source: str | os.PathLike | bytes | Image.Image | np.ndarray,
+    max_pixels: int | None = None,
+    max_bytes: int | None = None,
+) -> LoadedImage:
+    """Decode `source` to RGB uint8, applying EXIF orientation; raise `ImageError` if unusable."""
+    max_pixels = max_pixels or MAX_PIXELS
+    max_bytes = max_bytes or int(MAX_UPLOAD_MB * 1e6)
+    notes: list[str] = []
+    if isinstance(source, np.ndarray):
+        im = Image.fromarray(_array_to_uint8(source))
+    elif isinstance(source, Image.Image):
+        im = source
+    else:
+        data = _read_bytes(source, max_bytes)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
+                im = Image.open(io.BytesIO(data))
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+            raise ImageError(f"image dimensions exceed the limit of {max_pixels / 1e6:.0f} megapixels") from None
+        except UnidentifiedImageError:
+            raise ImageError(_describe_non_image(data)) from None
+        except Exception as exc:  # noqa: BLE001 - any decoder failure is a bad file for the user
+            raise ImageError(f"the image could not be read ({type(exc).__name__})") from None
+
+    width, height = im.size
+    if width * height > max_pixels:
+        raise ImageError(f"image is {width}x{height} ({width * height / 1e6:.0f} megapixels); "
+                         f"the limit is {max_pixels / 1e6:.0f} megapixels")
+    if min(width, height) < MIN_SIDE:
+        raise ImageError(f"image is only {width}x{height} pixels; at least {MIN_SIDE}x{MIN_SIDE} is needed")
+
+    frames = getattr(im, "n_frames", 1)
+    if frames > 1:
+        im.seek(0)
+        notes.append(f"animated image: scored the first of {frames} frames")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            im.load()
+            oriented = ImageOps.exif_transpose(im)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ImageError(f"image dimensions exceed the limit of {max_pixels / 1e6:.0f} megapixels") from None
+    except Exception as exc:  # noqa: BLE001
+        reason = "the image data is truncated or corrupt" if isinstance(exc, (OSError, SyntaxError)) else \
+            f"the image could not be decoded ({type(exc).__name__})"
+        raise ImageError(reason) from None
+    if oriented is not im and oriented.size != im.size:
+        notes.append("EXIF rotation applied")
+    elif oriented is not im:
+        notes.append("EXIF orientation applied")
+    rgb = _to_rgb(oriented, notes)
+    return LoadedImage(np.asarray(rgb, dtype=np.uint8).copy(), notes)
+
+
+def _array_to_uint8(arr: np.ndarray) -> np.ndarray:
+    if arr.ndim == 2:
+        arr = np.stack([arr] * 3, axis=-1)
+    if arr.ndim != 3 or arr.shape[-1] not in (1, 3, 4):
+        raise ImageError(f"expected an H x W x 3 image array, got shape {arr.shape}")
+    if arr.shape[-1] == 1:
+        arr = np.repeat(arr, 3, axis=-1)
+    if arr.shape[-1] == 4:
+        arr = arr[..., :3]
+    if arr.dtype != np.uint8:
+        scale = 255.0 if arr.dtype.kind == "f" and arr.max() <= 1.0 else 1.0
+        arr = np.clip(arr.astype(np.float64) * scale, 0, 255).astype(np.uint8)
+    return arr
+
+
+def resize_square(rgb: np.ndarray, size: int) -> np.ndarray:
+    """Resize to size x size with an antialiasing filter (used for training and serving)."""
+    if rgb.shape[0] == size and rgb.shape[1] == size:
+        return rgb
+    im = Image.fromarray(rgb).resize((size, size), Image.Resampling.BILINEAR)
+    return np.asarray(im, dtype=np.uint8)

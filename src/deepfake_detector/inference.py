@@ -1,0 +1,237 @@
+"""Predictor: one image in, a calibrated verdict out. Backs the UI, the API, the CLI and evaluation.
+
+Serving runs the bundle's TFLite copy with `ai-edge-litert` (no TensorFlow import: fast start,
+~1 ms per call); the Keras model is the fallback for bundles without one.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import queue
+import threading
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import bundle as bundle_io
+from .errors import BundleError, DetectorError, ImageError
+from .faces import FaceCrop, crop_face
+from .imaging import load_image, resize_square
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Prediction:
+    file: str | None
+    label: str | None  # "fake" | "real"
+    p_fake: float | None  # calibrated probability
+    confidence: float | None  # probability of the predicted label
+    face_found: bool | None
+    threshold: float | None
+    notes: list[str] = field(default_factory=list)
+    error: str | None = None
+    # Not serialised: arrays for the UI.
+    crop: np.ndarray | None = field(default=None, repr=False)
+    heatmap: np.ndarray | None = field(default=None, repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d.pop("crop"), d.pop("heatmap")
+        return d
+
+    @property
+    def verdict(self) -> str:
+        if self.error:
+            return f"Error: {self.error}"
+        return (f"{self.label.capitalize()} — {self.confidence:.0%} confident "
+                f"(P(fake) = {self.p_fake:.2f}, threshold {self.threshold:.2f})")
+
+
+class _TFLiteRunner:
+    """A small pool of interpreters: each is single-threaded, the pool serves concurrent calls."""
+
+    def __init__(self, model_path: Path, size: int, pool_size: int = 2, threads: int = 1):
+        from ai_edge_litert.interpreter import Interpreter
+
+        self.size = size
+        self._pool: queue.Queue = queue.Queue()
+        for _ in range(pool_size):
+            interp = Interpreter(model_path=str(model_path), num_threads=threads)
+            self._pool.put([interp, None])
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        slot = self._pool.get()
+        try:
+            interp, shape = slot
+            inp = interp.get_input_details()[0]
+            if shape != batch.shape:
+                interp.resize_tensor_input(inp["index"], batch.shape)
+                interp.allocate_tensors()
+                slot[1] = batch.shape
+            interp.set_tensor(inp["index"], batch.astype(np.float32))
+            interp.invoke()
+            out = interp.get_tensor(interp.get_output_details()[0]["index"])
+            return np.asarray(out, dtype=np.float64).reshape(-1)
+        finally:
+            self._pool.put(slot)
+
+
+class _KerasRunner:
+    def __init__(self, folder: Path):
+        self.model = bundle_io.load_keras_model(folder)
+        self._lock = threading.Lock()
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        with self._lock:
+            out = self.model(batch.astype(np.float32), training=False)
+        return np.asarray(out, dtype=np.float64).reshape(-1)
+
+
+class Predictor:
+    def __init__(self, folder: str | Path, source: str | None = None, verify: bool = True,
+                 backend: str = "auto"):
+        self.folder = Path(folder)
+        self.manifest = bundle_io.verify(self.folder) if verify else {}
+        self.config = bundle_io.read_json(self.folder, "config.json")
+        # A bundle under construction has no metrics yet: serve it uncalibrated at 0.5.
+        has_metrics = (self.folder / "metrics.json").is_file() or verify
+        self.metrics = bundle_io.read_json(self.folder, "metrics.json") if has_metrics else {}
+        self.source = source or f"local bundle {self.folder}"
+        self.image_size = int(self.config["image_size"])
+        serving = self.metrics.get("serving", {})
+        self.threshold = float(serving.get("threshold", 0.5))
+        cal = serving.get("calibration") or {"a": 1.0, "b": 0.0}
+        self.cal_a, self.cal_b = float(cal["a"]), float(cal["b"])
+        tflite = self.folder / "model.tflite"
+        if backend == "keras" or (backend == "auto" and not tflite.is_file()):
+            self.backend = "keras"
+            self._run = _KerasRunner(self.folder)
+        else:
+            self.backend = "tflite"
+            self._run = _TFLiteRunner(tflite, self.image_size)
+        log.info("serving %s (%s, %s backend)", self.source, self.config.get("architecture"), self.backend)
+
+    # -- the numbers ---------------------------------------------------------------------------
+    def raw_scores(self, images: np.ndarray) -> np.ndarray:
+        """Uncalibrated model outputs for a batch of size x size uint8 images."""
+        return self._run(np.asarray(images, dtype=np.float32))
+
+    def calibrate(self, raw: np.ndarray) -> np.ndarray:
+        raw = np.clip(np.asarray(raw, dtype=np.float64), 1e-7, 1 - 1e-7)
+        logit = np.log(raw / (1 - raw))
+        return 1.0 / (1.0 + np.exp(-(self.cal_a * logit + self.cal_b)))
+
+    def prepare(self, source, crop: bool = True) -> tuple[np.ndarray, FaceCrop, list[str]]:
+        """Decode + face crop + resize: the exact input the model sees, plus user-facing notes."""
+        loaded = load_image(source)
+        face = crop_face(loaded.rgb, enabled=crop)
+        notes = list(loaded.notes)
+        if crop and not face.face_found:
+            notes.append("no face found: scored the whole image")
+        return resize_square(face.rgb, self.image_size), face, notes
+
+    # -- one image -----------------------------------------------------------------------------
+    def predict(self, source, crop: bool = True, explain: bool = False, name: str | None = None) -> Prediction:
+        """Score one image. Bad input becomes `Prediction.error`, never an exception."""
+        if name is None:
+            name = str(source) if isinstance(source, (str, Path)) else None
+        try:
+            model_input, face, notes = self.prepare(source, crop)
+        except ImageError as exc:
+            return Prediction(name, None, None, None, None, self.threshold, error=str(exc))
+        p_fake = float(self.calibrate(self.raw_scores(model_input[None]))[0])
+        label = "fake" if p_fake >= self.threshold else "real"
+        confidence = p_fake if label == "fake" else 1.0 - p_fake
+        pred = Prediction(name, label, round(p_fake, 6), round(confidence, 6), face.face_found,
+                          self.threshold, notes, crop=model_input)
+        if explain:
+            pred.heatmap = self.occlusion_map(model_input, p_fake)
+        return pred
+
+    def predict_many(self, sources, crop: bool = True, batch_size: int = 32, names=None):
+        """Yield a Prediction per source, batching the model calls."""
+        sources = list(sources)
+        names = names or [str(s) if isinstance(s, (str, Path)) else None for s in sources]
+        for start in range(0, len(sources), batch_size):
+            chunk = list(zip(sources[start:start + batch_size], names[start:start + batch_size]))
+            ready, results = [], {}
+            for i, (src, name) in enumerate(chunk):
+                try:
+                    model_input, face, notes = self.prepare(src, crop)
+                    ready.append((i, name, model_input, face, notes))
+                except ImageError as exc:
+                    results[i] = Prediction(name, None, None, None, None, self.threshold, error=str(exc))
+            if ready:
+                p = self.calibrate(self.raw_scores(np.stack([r[2] for r in ready])))
+                for (i, name, _, face, notes), p_fake in zip(ready, p):
+                    p_fake = float(p_fake)
+                    label = "fake" if p_fake >= self.threshold else "real"
+                    conf = p_fake if label == "fake" else 1.0 - p_fake
+                    results[i] = Prediction(name, label, round(p_fake, 6), round(conf, 6),
+                                            face.face_found, self.threshold, notes)
+            for i in range(len(chunk)):
+                yield results[i]
+
+    # -- why -----------------------------------------------------------------------------------
+    def occlusion_map(self, model_input: np.ndarray, p_fake: float, grid: int = 8) -> np.ndarray:
+        """How much hiding each cell moves P(fake) towards the verdict's opposite: grid x grid in [0, 1].
+
+        Occlusion sensitivity (Zeiler & Fergus) needs only forward passes, so it runs on the
+        TFLite model without TensorFlow, in one batched call.
+        """
+        size = model_input.shape[0]
+        cell = math.ceil(size / grid)
+        fill = model_input.reshape(-1, 3).mean(axis=0)
+        batch = np.repeat(model_input[None].astype(np.float32), grid * grid, axis=0)
+        for k in range(grid * grid):
+            r, c = divmod(k, grid)
+            batch[k, r * cell:(r + 1) * cell, c * cell:(c + 1) * cell] = fill
+        occluded = self.calibrate(self.raw_scores(batch)).reshape(grid, grid)
+        # Evidence for the predicted class: how much P(that class) falls when a cell is hidden.
+        drop = (p_fake - occluded) if p_fake >= self.threshold else (occluded - p_fake)
+        drop = np.clip(drop, 0, None)
+        return drop / drop.max() if drop.max() > 1e-6 else drop
+
+    # -- what is being served --------------------------------------------------------------------
+    def info(self) -> dict[str, Any]:
+        test = self.metrics.get("test", {})
+        files = self.manifest.get("files", {})
+        model_file = "model.tflite" if self.backend == "tflite" else "model.keras"
+        return {
+            "source": self.source,
+            "bundle": str(self.folder),
+            "architecture": self.config.get("architecture"),
+            "input_size": self.image_size,
+            "parameters": self.metrics.get("model", {}).get("parameters"),
+            "backend": self.backend,
+            "model_sha256": files.get(model_file, {}).get("sha256"),
+            "threshold": self.threshold,
+            "dataset": self.config.get("dataset", {}),
+            "test": {k: test.get(k) for k in ("n", "accuracy", "precision", "recall", "f1", "roc_auc",
+                                                "eer", "ece")},
+        }
+
+
+def overlay_heatmap(rgb: np.ndarray, heat: np.ndarray, alpha: float = 0.5) -> np.ndarray:
+    """Blend a [0, 1] heatmap (any grid size) over an image as a red-yellow overlay."""
+    from PIL import Image
+
+    h, w = rgb.shape[:2]
+    heat_img = Image.fromarray((heat * 255).astype(np.uint8)).resize((w, h), Image.Resampling.BICUBIC)
+    hv = np.asarray(heat_img, dtype=np.float32)[..., None] / 255.0
+    color = np.concatenate([np.ones_like(hv), hv, np.zeros_like(hv)], axis=-1) * 255.0
+    weight = alpha * hv
+    return (rgb.astype(np.float32) * (1 - weight) + color * weight).clip(0, 255).astype(np.uint8)
+
+
+def load_predictor_or_error(folder: str | Path) -> Predictor:
+    try:
+        return Predictor(folder)
+    except DetectorError:
+        raise
+    except Exception as exc:  # noqa: BLE001
+        raise BundleError(f"could not load the model in {folder}: {type(exc).__name__}: {exc}") from None

@@ -1,0 +1,298 @@
+"""Training run: data -> model -> fit -> export -> evaluate -> bundle (-> Hub).
+
+`python train.py [--config FILE] [--data-dir PATH] [...]` lands here. Each step logs one line
+per milestone (and Keras prints one line per epoch in non-TTY logs); the finished bundle is
+moved into place only when every file is written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import json
+import logging
+import os
+import platform
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from . import __version__
+from .config import TrainConfig
+from .errors import DetectorError
+
+log = logging.getLogger("deepfake_detector.train")
+
+
+# -- set-up --------------------------------------------------------------------------------------
+def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, argparse.Namespace]:
+    p = argparse.ArgumentParser(prog="train.py", description=__doc__.splitlines()[0])
+    p.add_argument("--config", help="JSON file of settings (see configs/); flags override it")
+    p.add_argument("--resume", action="store_true",
+                   help="continue an interrupted run of the same --out from its last finished epoch")
+    p.add_argument("--cache-dir", help="keep decoded images here (memory-mapped) and reuse them")
+    p.add_argument("--no-robustness", action="store_true", help="skip the JPEG/half-size Test passes")
+    defaults = TrainConfig()
+    for f in dataclasses.fields(TrainConfig):
+        if f.name == "extra":
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        default = getattr(defaults, f.name)
+        if isinstance(default, bool):
+            p.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None)
+        else:
+            kind = int if f.name in ("epochs", "batch_size", "image_size", "width", "patience", "seed",
+                                     "max_per_class", "warmup_epochs", "examples_per_class") else \
+                float if isinstance(default, float) else str
+            p.add_argument(flag, dest=f.name, type=kind, default=None, help=f"default: {default}")
+    args = p.parse_args(argv)
+    cfg = TrainConfig.from_json(args.config) if args.config else TrainConfig()
+    for f in dataclasses.fields(TrainConfig):
+        value = getattr(args, f.name, None)
+        if value is not None:
+            setattr(cfg, f.name, value)
+    return cfg, args
+
+
+def set_seed(seed: int) -> None:
+    import keras
+
+    os.environ.setdefault("PYTHONHASHSEED", str(seed))
+    keras.utils.set_random_seed(seed)
+
+
+def make_strategy(name: str):
+    import tensorflow as tf
+
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "multiworker":
+        if "TF_CONFIG" not in os.environ:
+            raise DetectorError("--strategy multiworker needs the TF_CONFIG environment variable "
+                                "describing the cluster (see the README)")
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    if name == "default":
+        return tf.distribute.get_strategy()
+    raise DetectorError(f"unknown --strategy {name!r}; choose default, mirrored or multiworker")
+
+
+# -- steps -----------------------------------------------------------------------------------------
+def fit(cfg: TrainConfig, splits, work: Path, resume: bool):
+    import keras
+
+    from .data import make_tf_dataset
+    from .model import build_model, compile_model
+
+    strategy = make_strategy(cfg.strategy)
+    replicas = strategy.num_replicas_in_sync
+    global_batch = cfg.batch_size * replicas
+    train_ds = make_tf_dataset(splits["Train"], global_batch, training=True, seed=cfg.seed, augment=cfg.augment)
+    val_ds = make_tf_dataset(splits["Validation"], global_batch, training=False, seed=cfg.seed)
+    steps = int(np.ceil(len(splits["Train"].labels) / global_batch))
+    with strategy.scope():
+        model = compile_model(build_model(cfg), cfg, steps)
+    log.info("model %s: %d parameters; %d replica(s), global batch %d", model.name, model.count_params(),
+             replicas, global_batch)
+
+    history_file = work / "history.csv"
+    backup = work / "backup"
+    if not resume:
+        shutil.rmtree(backup, ignore_errors=True)
+        history_file.unlink(missing_ok=True)
+    callbacks = [
+        keras.callbacks.BackupAndRestore(str(backup), delete_checkpoint=False),
+        keras.callbacks.EarlyStopping(monitor="val_loss", patience=cfg.patience, restore_best_weights=True,
+                                      verbose=1),
+        keras.callbacks.CSVLogger(str(history_file), append=resume),
+        keras.callbacks.ModelCheckpoint(str(work / "best.weights.h5"), monitor="val_loss",
+                                        save_best_only=True, save_weights_only=True),
+    ]
+    verbose = 1 if sys.stdout.isatty() else 2  # one line per epoch in CI / log files
+    start = time.time()
+    model.fit(train_ds, validation_data=val_ds, epochs=cfg.epochs, callbacks=callbacks, verbose=verbose)
+    # EarlyStopping restores best weights only when it stops early; the checkpoint covers the rest,
+    # including a resumed run whose best epoch happened before the interruption.
+    if (work / "best.weights.h5").exists():
+        model.load_weights(str(work / "best.weights.h5"))
+    return model, time.time() - start
+
+
+def read_history(path: Path) -> dict[str, list[float]]:
+    """history.csv as columns; on a resumed run keeps the last row written for each epoch."""
+    if not path.exists():
+        return {}
+    rows: dict[int, dict] = {}
+    with open(path) as f:
+        for row in csv.DictReader(f):
+            rows[int(row["epoch"])] = row
+    cols: dict[str, list[float]] = {}
+    for epoch in sorted(rows):
+        for key, value in rows[epoch].items():
+            if key != "epoch":
+                cols.setdefault(key, []).append(float(value))
+    return cols
+
+
+def export(model, cfg: TrainConfig, work: Path, check_images: np.ndarray) -> dict:
+    """Write model.keras (no optimizer, no custom code) and model.tflite; prove they agree."""
+    import keras
+    import tensorflow as tf
+
+    clean = keras.models.clone_model(model)
+    clean.set_weights(model.get_weights())
+    clean.save(work / "model.keras")
+
+    import tempfile
+
+    size = cfg.image_size
+    with tempfile.TemporaryDirectory() as tmp:  # via a SavedModel: the direct route yields NaNs
+        archive = keras.export.ExportArchive()  # explicit endpoint: BatchNorm in inference mode
+        archive.track(clean)
+        archive.add_endpoint("serve", lambda x: clean(x, training=False),
+                             input_signature=[tf.TensorSpec([None, size, size, 3], tf.float32)])
+        archive.write_out(tmp, verbose=False)
+        (work / "model.tflite").write_bytes(tf.lite.TFLiteConverter.from_saved_model(tmp).convert())
+
+    from ai_edge_litert.interpreter import Interpreter
+
+    interp = Interpreter(model_path=str(work / "model.tflite"))
+    inp = interp.get_input_details()[0]
+    x = check_images.astype(np.float32)
+    interp.resize_tensor_input(inp["index"], x.shape)
+    interp.allocate_tensors()
+    interp.set_tensor(inp["index"], x)
+    interp.invoke()
+    lite = interp.get_tensor(interp.get_output_details()[0]["index"]).reshape(-1)
+    ref = np.asarray(clean(x, training=False)).reshape(-1)
+    diff = float(np.max(np.abs(lite - ref)))
+    if diff > 1e-4:
+        raise DetectorError(f"TFLite export disagrees with the Keras model by {diff:.2e} (> 1e-4)")
+    log.info("exported model.keras and model.tflite (max |difference| %.1e on %d images)", diff, len(x))
+    return {"tflite_max_abs_diff": diff, "checked_images": int(len(x))}
+
+
+def copy_examples(cfg: TrainConfig, splits, predictor, work: Path) -> None:
+    """Example images for the UI: from `extra.examples_dir` if set, else from the Test split."""
+    from PIL import Image
+
+    ex_dir = work / "examples"
+    shutil.rmtree(ex_dir, ignore_errors=True)
+    ex_dir.mkdir()
+    chosen: list[tuple[Path, str]] = []
+    source_dir = cfg.extra.get("examples_dir")
+    if source_dir:
+        for label in ("real", "fake"):
+            files = sorted(p for p in (Path(source_dir) / label.capitalize()).glob("*") if p.is_file())
+            chosen += [(p, label) for p in files[: cfg.examples_per_class]]
+    else:
+        test = splits["Test"]
+        for label_id, label in ((0, "real"), (1, "fake")):
+            idx = np.flatnonzero(test.labels == label_id)
+            chosen += [(test.paths[i], label) for i in idx[: cfg.examples_per_class]]
+    for n, (path, label) in enumerate(chosen):
+        im = Image.open(path).convert("RGB")
+        im.thumbnail((512, 512))
+        im.save(ex_dir / f"{label}_{n:02d}.jpg", quality=92)
+
+
+def environment_info() -> dict:
+    import keras
+    import tensorflow as tf
+
+    return {
+        "python": platform.python_version(), "tensorflow": tf.__version__, "keras": keras.__version__,
+        "numpy": np.__version__, "deepfake_detector": __version__, "platform": platform.platform(),
+        "cpu_count": os.cpu_count(), "gpus": [d.name for d in tf.config.list_physical_devices("GPU")],
+    }
+
+
+# -- the run ---------------------------------------------------------------------------------------
+def run(cfg: TrainConfig, resume: bool = False, cache_dir: str | None = None, robustness: bool = True,
+        argv: list[str] | None = None) -> Path:
+    from . import bundle, card
+    from .data import decode, download_kaggle, scan
+    from .evaluation import evaluate_bundle, plot_all
+    from .inference import Predictor
+    from .model import count_flops
+
+    started = time.time()
+    data_root = Path(cfg.data_dir) if cfg.data_dir else download_kaggle(cfg.download_dir)
+    cfg.run_name = cfg.run_name or f"{cfg.architecture}-{cfg.image_size}-{time.strftime('%Y%m%d-%H%M%S')}"
+    out = Path(cfg.out or Path("artifacts") / cfg.run_name)
+    work = out.with_name(out.name + ".partial")
+    if work.exists() and not resume:
+        shutil.rmtree(work)
+    work.mkdir(parents=True, exist_ok=True)
+
+    splits = scan(data_root, cfg.max_per_class, cfg.seed)
+    log.info("dataset %s: %s", data_root, {s: sp.counts() for s, sp in splits.items()})
+    for name in ("Train", "Validation"):
+        decode(splits[name], cfg.image_size, cache_dir=cache_dir)
+    skipped = {name: splits[name].skipped for name in ("Train", "Validation")}
+
+    set_seed(cfg.seed)
+    model, train_seconds = fit(cfg, splits, work, resume)
+    export_check = export(model, cfg, work, splits["Validation"].images[:16])
+    history = read_history(work / "history.csv")
+
+    config = cfg.to_dict()
+    config.update({
+        "format": bundle.FORMAT,
+        "command": "python train.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "dataset": {"path": str(data_root), "counts": {s: sp.counts() for s, sp in splits.items()},
+                    "skipped_unreadable": {k: len(v) for k, v in skipped.items()}},
+        "environment": environment_info(),
+        "train_seconds": round(train_seconds, 1),
+        "epochs_run": len(history.get("loss", [])),
+    })
+    bundle.write_json(work / "config.json", config)
+
+    predictor = Predictor(work, verify=False, source=f"training run {cfg.run_name}")
+    test = splits["Test"]
+    metrics = evaluate_bundle(predictor, splits["Validation"].paths, splits["Validation"].labels,
+                              test.paths, test.labels, robustness=robustness)
+    metrics["model"] = {"parameters": int(model.count_params()), "flops_per_image": count_flops(model),
+                        "tflite_bytes": (work / "model.tflite").stat().st_size, **export_check}
+    metrics["best_epoch"] = int(np.argmin(history["val_loss"]) + 1) if history.get("val_loss") else None
+    plot_all(metrics, history, work / "plots")
+    bundle.write_json(work / "metrics.json", metrics)
+    copy_examples(cfg, splits, predictor, work)
+    (work / "best.weights.h5").unlink(missing_ok=True)
+    config["total_seconds"] = round(time.time() - started, 1)
+    bundle.write_json(work / "config.json", config)
+    card.write_card(work)
+    bundle.finalize(work, out)
+    t = metrics["test"]
+    log.info("bundle written to %s: test accuracy %.3f, ROC AUC %s, threshold %.3f", out, t["accuracy"],
+             f"{t['roc_auc']:.3f}" if t["roc_auc"] is not None else "n/a", metrics["serving"]["threshold"])
+    if cfg.push_to_hub:
+        from .hub import push_bundle
+
+        url = push_bundle(out, cfg.push_to_hub, private=cfg.private)
+        log.info("pushed to the Hub: %s", url)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        cfg, args = parse_args(argv)
+        if args.resume and not (cfg.out or cfg.run_name):
+            raise DetectorError("--resume needs the --out (or --run-name) of the interrupted run")
+        run(cfg, resume=args.resume, cache_dir=args.cache_dir, robustness=not args.no_robustness, argv=argv)
+    except DetectorError as exc:
+        log.error("%s", exc)
+        return 2
+    except (ValueError, FileNotFoundError) as exc:
+        log.error("%s", exc)
+        return 2
+    except KeyboardInterrupt:
+        log.error("interrupted: re-run with --resume and the same --out to continue")
+        return 130
+    return 0
