@@ -156,3 +156,9 @@ def examples(folder: str | Path) -> list[tuple[Path, str]]:
         if label in ("real", "fake"):
             out.append((path, label))
     return out
+
+
+def bundled_model_dir() -> Path:
+    """The model shipped in the repo (`models/default`), or DEEPFAKE_BUNDLED_MODEL if set."""
+    override = os.environ.get("DEEPFAKE_BUNDLED_MODEL")
+    return Path(override) if override else Path(__file__).resolve().parents[2] / "models" / "default"

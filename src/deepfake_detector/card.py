@@ -14,7 +14,9 @@ def _fmt(x) -> str:
     return "n/a" if x is None else f"{x:.3f}"
 
 
-def card_text(folder: Path, repo_id: str | None = None) -> str:
+def card_text(folder: Path, repo_id: str | None = None, asset_prefix: str = "") -> str:
+    """The model card. `asset_prefix` is prepended to image links: "" inside the bundle (its own
+    README.md), "bundle/" for the root README.md of a Hub repo where the bundle sits under bundle/."""
     config = json.loads((folder / "config.json").read_text())
     metrics = json.loads((folder / "metrics.json").read_text())
     test = metrics["test"]
@@ -46,8 +48,10 @@ def card_text(folder: Path, repo_id: str | None = None) -> str:
                            for s, m in test.get("per_source", {}).items())
     robust = "\n".join(f"| {k} | {_fmt(v['accuracy'])} | {_fmt(v['roc_auc'])} | {_fmt(v['accuracy_drop'])} |"
                        for k, v in metrics.get("robustness", {}).items())
-    plots = "\n".join(f"![{p.stem}](plots/{p.name})" for p in sorted((folder / "plots").glob("*.png")))
+    plots = "\n".join(f"![{p.stem}]({asset_prefix}plots/{p.name})" for p in sorted((folder / "plots").glob("*.png")))
     env = config.get("environment", {})
+    pull = (f" on the complete bundle under `{asset_prefix}` (sha256 manifest, TFLite copy, metrics):\n"
+            f"`python -m deepfake_detector.hub pull {repo_id or 'OWNER/NAME'}`") if asset_prefix else ""
     text = f"""# {name}
 
 A compact Keras CNN that scores a face image as **real** or **fake** (deepfake), trained with
@@ -95,7 +99,7 @@ import keras
 model = keras.saving.load_model("hf://{repo_id or 'OWNER/NAME'}")  # input: RGB 0-255, any size
 ```
 
-or, with calibration, face cropping and explanations, `deepfake_detector.inference.Predictor`.
+or, with calibration, face cropping and explanations, `deepfake_detector.inference.Predictor`{pull}.
 
 ## Limits
 

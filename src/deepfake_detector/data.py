@@ -121,6 +121,7 @@ def decode(split: Split, size: int, cache_dir: str | Path | None = None, workers
     cache_file = meta_file = None
     if cache_dir:
         key = _cache_key(split, size)
+        Path(cache_dir).mkdir(parents=True, exist_ok=True)
         cache_file = Path(cache_dir) / f"{split.name}-{size}-{key}.npy"
         meta_file = cache_file.with_suffix(".json")
         if cache_file.exists() and meta_file.exists():

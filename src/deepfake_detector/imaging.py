@@ -137,10 +137,9 @@ def load_image(
         reason = "the image data is truncated or corrupt" if isinstance(exc, (OSError, SyntaxError)) else \
             f"the image could not be decoded ({type(exc).__name__})"
         raise ImageError(reason) from None
-    if oriented is not im and oriented.size != im.size:
-        notes.append("EXIF rotation applied")
-    elif oriented is not im:
-        notes.append("EXIF orientation applied")
+    orientation = im.getexif().get(0x0112, 1)
+    if orientation not in (None, 1):
+        notes.append(f"EXIF orientation {orientation} applied")
     rgb = _to_rgb(oriented, notes)
     return LoadedImage(np.asarray(rgb, dtype=np.uint8).copy(), notes)
 

@@ -101,6 +101,7 @@ class Predictor:
         has_metrics = (self.folder / "metrics.json").is_file() or verify
         self.metrics = bundle_io.read_json(self.folder, "metrics.json") if has_metrics else {}
         self.source = source or f"local bundle {self.folder}"
+        self.fallback_reason: str | None = None  # why a configured Hub model is not the one served
         self.image_size = int(self.config["image_size"])
         serving = self.metrics.get("serving", {})
         self.threshold = float(serving.get("threshold", 0.5))
@@ -203,6 +204,7 @@ class Predictor:
         model_file = "model.tflite" if self.backend == "tflite" else "model.keras"
         return {
             "source": self.source,
+            "fallback_reason": self.fallback_reason,
             "bundle": str(self.folder),
             "architecture": self.config.get("architecture"),
             "input_size": self.image_size,
@@ -228,10 +230,22 @@ def overlay_heatmap(rgb: np.ndarray, heat: np.ndarray, alpha: float = 0.5) -> np
     return (rgb.astype(np.float32) * (1 - weight) + color * weight).clip(0, 255).astype(np.uint8)
 
 
-def load_predictor_or_error(folder: str | Path) -> Predictor:
+def load_served_predictor() -> Predictor:
+    """The model the app serves: the Hub repo in DEEPFAKE_MODEL_REPO if it loads, else the bundled one."""
+    from .hub import resolve_model
+
+    bundled_model_dir = bundle_io.bundled_model_dir
+
+    resolved = resolve_model()
     try:
-        return Predictor(folder)
-    except DetectorError:
-        raise
-    except Exception as exc:  # noqa: BLE001
-        raise BundleError(f"could not load the model in {folder}: {type(exc).__name__}: {exc}") from None
+        predictor = Predictor(resolved.folder, source=resolved.source)
+        predictor.fallback_reason = resolved.fallback_reason
+        return predictor
+    except DetectorError as exc:
+        bundled = bundled_model_dir()
+        if Path(resolved.folder).resolve() == bundled.resolve():
+            raise
+        log.warning("model from %s refused (%s); serving the bundled model instead", resolved.source, exc)
+        predictor = Predictor(bundled, source=f"bundled {bundled}")
+        predictor.fallback_reason = str(exc)
+        return predictor

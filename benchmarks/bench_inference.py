@@ -1,0 +1,176 @@
+"""Serving cost of the bundled model: latency, throughput, size, memory; seed CNN for comparison.
+
+    python benchmarks/bench_inference.py [--quick] [--model DIR] [--json OUT]
+
+Measures what a user waits for (decode -> face crop -> resize -> model -> label on a 1024x768
+photo), the model call alone, batch throughput on face crops, and why serving uses TFLite
+rather than Keras. TensorFlow is imported only after the serving numbers and peak RSS are
+taken, so they reflect the TensorFlow-free serving process.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+import _common as bench
+
+from deepfake_detector.faces import crop_face
+from deepfake_detector.imaging import load_image, resize_square
+from deepfake_detector.inference import Predictor, _TFLiteRunner
+
+
+def serving(predictor: Predictor, photo: bytes, crops: list[bytes], quick: bool) -> tuple[dict, np.ndarray]:
+    """The served path exactly as the app calls it; returns results and one prepared model input."""
+    first = predictor.predict(photo)
+    if first.error or not first.face_found:
+        raise SystemExit(f"the generated photo was not scored through the face-crop path: {first}")
+    model_input, _, _ = predictor.prepare(photo)
+    batch = list(predictor.predict_many(crops[:32]))  # warm-up, and a check of the inputs
+    if any(p.error for p in batch):
+        raise SystemExit(f"predict_many failed on a generated crop: {batch[0].error}")
+
+    e2e = bench.time_calls(lambda: predictor.predict(photo), 10 if quick else 200)
+    explain = bench.time_calls(lambda: predictor.predict(photo, explain=True), 3 if quick else 50, warmup=1)
+    x = model_input[None]
+    call = bench.time_calls(lambda: predictor.raw_scores(x), 50 if quick else 1000, warmup=5)
+    # Where the end-to-end time goes, stage by stage, on the same photo.
+    rgb = load_image(photo).rgb
+    face = crop_face(rgb).rgb
+    stage_runs = 5 if quick else 100
+    stages = {"decode": bench.latency(bench.time_calls(lambda: load_image(photo), stage_runs)),
+              "face_crop": bench.latency(bench.time_calls(lambda: crop_face(rgb), stage_runs)),
+              "resize": bench.latency(bench.time_calls(lambda: resize_square(face, predictor.image_size),
+                                                       stage_runs))}
+    return {
+        "photo": {"size": "1024x768", "jpeg_bytes": len(photo), "face_found": first.face_found},
+        "end_to_end": bench.latency(e2e),
+        "end_to_end_explain": bench.latency(explain),
+        "model_call": bench.latency(call),
+        "stages": stages,
+        "predict_many": {"images": len(crops), "image_size": "256x256 JPEG", "batch_size": 32,
+                         "images_per_s": throughput(predictor, crops, True, quick),
+                         "images_per_s_no_face_crop": throughput(predictor, crops, False, quick)},
+        "peak_rss_mb_serving": bench.peak_rss_mb(),
+    }, model_input
+
+
+def throughput(predictor: Predictor, sources: list[bytes], crop: bool, quick: bool) -> float:
+    """Median images/s of `predict_many` over all of `sources`."""
+    rates = []
+    for _ in range(1 if quick else 3):
+        start = time.perf_counter()
+        n = sum(1 for _ in predictor.predict_many(sources, crop=crop, batch_size=32))
+        rates.append(n / (time.perf_counter() - start))
+    return round(float(np.median(rates)), 1)
+
+
+def model_facts(folder: Path) -> dict:
+    """Size/params/FLOPs of the served model, from metrics.json when training recorded them."""
+    recorded = json.loads((folder / "metrics.json").read_text()).get("model", {})
+    params, flops = recorded.get("parameters"), recorded.get("flops_per_image")
+    if params is None or flops is None:
+        from deepfake_detector.bundle import load_keras_model
+        from deepfake_detector.model import count_flops
+
+        model = load_keras_model(folder)
+        params, flops = model.count_params(), count_flops(model)
+    tflite = folder / "model.tflite"
+    return {"parameters": int(params), "flops_per_image": int(flops),
+            "tflite_bytes": tflite.stat().st_size if tflite.is_file() else None,
+            "keras_bytes": (folder / "model.keras").stat().st_size}
+
+
+def seed_model(image_size: int, model_input: np.ndarray, quick: bool) -> dict:
+    """The original seed CNN, exported the way training exports, timed like the served model."""
+    from deepfake_detector.config import TrainConfig
+    from deepfake_detector.model import build_model, count_flops
+    from deepfake_detector.training import export
+
+    cfg = TrainConfig(architecture="seed", image_size=image_size)
+    model = build_model(cfg)  # random weights: the cost of a forward pass does not depend on them
+    rng = np.random.default_rng(0)
+    check = np.stack([model_input] + [rng.integers(0, 256, model_input.shape, dtype=np.uint8) for _ in range(3)])
+    with tempfile.TemporaryDirectory() as work:
+        export(model, cfg, Path(work), check)
+        tflite = Path(work) / "model.tflite"
+        runner = _TFLiteRunner(tflite, image_size)
+        x = model_input[None].astype(np.float32)
+        call = bench.time_calls(lambda: runner(x), 10 if quick else 300, warmup=3)
+        size = tflite.stat().st_size
+    return {"parameters": int(model.count_params()), "flops_per_image": count_flops(model),
+            "tflite_bytes": size, "model_call": bench.latency(call)}
+
+
+def keras_calls(folder: Path, model_input: np.ndarray, quick: bool) -> dict:
+    """One image through Keras: direct call vs model.predict (per-call graph/loop overhead)."""
+    from deepfake_detector.bundle import load_keras_model
+
+    model = load_keras_model(folder)
+    x = model_input[None].astype(np.float32)
+    runs = 10 if quick else 100
+    direct = bench.time_calls(lambda: model(x, training=False), runs, warmup=3)
+    predict = bench.time_calls(lambda: model.predict(x, verbose=0), runs, warmup=3)
+    return {"direct_call": bench.latency(direct), "model_predict": bench.latency(predict)}
+
+
+def main() -> None:
+    args = bench.parse_args("inference", __doc__.splitlines()[0])
+    folder = bench.require_bundle(args.model)
+    photo, crops = bench.photo_jpeg(), bench.face_crops_jpeg(64 if args.quick else 256)
+    rss_harness = bench.peak_rss_mb()  # imports + generated inputs: not the predictor's doing
+    start = time.perf_counter()
+    predictor = Predictor(folder)
+    load_s = time.perf_counter() - start
+    served, model_input = serving(predictor, photo, crops, args.quick)
+    facts = model_facts(folder)
+    seed = seed_model(predictor.image_size, model_input, args.quick)
+    keras = keras_calls(folder, model_input, args.quick)
+    ratio = seed["model_call"]["p50_ms"] / served["model_call"]["p50_ms"]
+    results = {"model_dir": str(folder), "architecture": predictor.config.get("architecture"),
+               "backend": predictor.backend, "input_size": predictor.image_size,
+               "predictor_load_s": round(load_s, 3), "peak_rss_mb_harness": rss_harness, **served, "model": facts, "seed": seed,
+               "seed_over_served_model_call": round(ratio, 2), "keras": keras,
+               "peak_rss_mb_total": bench.peak_rss_mb()}
+
+    lat = bench.fmt_latency
+    bench.print_table(f"Served model: {folder} ({results['architecture']}, {predictor.backend}, "
+                      f"{predictor.image_size}px)", [
+        ("predictor load", f"{load_s * 1000:.0f} ms"),
+        ("predict(1024x768 JPEG)", lat(served["end_to_end"])),
+        ("predict(..., explain=True)", lat(served["end_to_end_explain"])),
+        ("model call (raw_scores, 1 img)", lat(served["model_call"])),
+        ("  decode", lat(served["stages"]["decode"])),
+        ("  face detect + crop", lat(served["stages"]["face_crop"])),
+        ("  resize", lat(served["stages"]["resize"])),
+        ("predict_many (256px JPEG crops)", f"{served['predict_many']['images_per_s']:.1f} images/s "
+                                            f"over {served['predict_many']['images']} images"),
+        ("  same, crop=False", f"{served['predict_many']['images_per_s_no_face_crop']:.1f} images/s"),
+        ("parameters", f"{facts['parameters']:,}"),
+        ("FLOPs per image", f"{facts['flops_per_image'] / 1e6:,.0f} M"),
+        ("model.tflite size", f"{(facts['tflite_bytes'] or 0) / 1e6:.2f} MB"),
+        ("peak RSS (serving, before TF)", f"{served['peak_rss_mb_serving']:.0f} MB "
+                                          f"(harness alone: {rss_harness:.0f} MB)"),
+    ])
+    bench.print_table(f"Seed architecture ({predictor.image_size}px, TFLite, random weights)", [
+        ("model call (1 img)", lat(seed["model_call"])),
+        ("parameters", f"{seed['parameters']:,}"),
+        ("FLOPs per image", f"{seed['flops_per_image'] / 1e6:,.0f} M"),
+        ("model.tflite size", f"{seed['tflite_bytes'] / 1e6:.2f} MB"),
+        ("seed / served (p50 model call)", f"{ratio:.1f}x"),
+    ])
+    bench.print_table("Why TFLite: one image through the served model", [
+        ("TFLite interpreter", lat(served["model_call"])),
+        ("Keras model(x, training=False)", lat(keras["direct_call"])),
+        ("Keras model.predict(x)", lat(keras["model_predict"])),
+        ("peak RSS (after TF import)", f"{results['peak_rss_mb_total']:.0f} MB"),
+    ])
+    bench.write_results(args.json, "inference", args.quick, results)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,97 @@
+"""Can the input pipeline keep the training step fed? tf.data images/s vs train-step images/s.
+
+    python benchmarks/bench_pipeline.py [--quick] [--json OUT]
+
+The pipeline (`make_tf_dataset` over an in-memory Split, with and without augmentation) and the
+train step (`train_on_batch` on fixed tensors, so no input cost) are timed separately; training
+is input-bound unless the pipeline is several times faster than the step (target: >= 3x).
+`--model` is accepted for symmetry with the other benchmarks but unused: models are built fresh.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+import _common as bench
+
+from deepfake_detector.config import TrainConfig
+from deepfake_detector.data import Split, make_tf_dataset
+from deepfake_detector.model import build_model, compile_model
+
+TARGET_RATIO = 3.0
+
+
+def synthetic_split(n: int, size: int, seed: int = 0) -> Split:
+    """Blocky colour fields plus noise: JPEG-augmentation cost like photos, built in uint8 (memory)."""
+    rng = np.random.default_rng(seed)
+    blocks = rng.integers(0, 200, (n, size // 8, size // 8, 3), dtype=np.uint8)
+    images = np.repeat(np.repeat(blocks, 8, axis=1), 8, axis=2)
+    images += rng.integers(0, 56, images.shape, dtype=np.uint8)
+    labels = (np.arange(n) % 2).astype(np.int32)
+    return Split("Train", [Path(f"syn_{i:05d}.jpg") for i in range(n)], labels, images)
+
+
+def pipeline_rate(split: Split, batch: int, augment: bool, warmup: int = 2) -> dict:
+    """Images/s over one epoch of the training dataset, first batches (start-up, buffers) excluded."""
+    ds = make_tf_dataset(split, batch, training=True, seed=0, augment=augment)
+    it = iter(ds)
+    for _ in range(warmup):
+        next(it)
+    images, start = 0, time.perf_counter()
+    for x, _ in it:
+        images += int(x.shape[0])
+    seconds = time.perf_counter() - start
+    return {"images": images, "seconds": round(seconds, 3), "images_per_s": round(images / seconds, 1)}
+
+
+def step_rate(cfg: TrainConfig, steps: int) -> dict:
+    """Training steps on fixed tensors: the model's speed with the input cost taken away."""
+    model = compile_model(build_model(cfg), cfg, steps_per_epoch=100)
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (cfg.batch_size, cfg.image_size, cfg.image_size, 3)).astype(np.float32)
+    y = (np.arange(cfg.batch_size) % 2).astype(np.float32).reshape(-1, 1)
+    times = bench.time_calls(lambda: model.train_on_batch(x, y), steps, warmup=2)
+    per_step = float(np.median(times))
+    return {"architecture": cfg.architecture, "width": cfg.width, "image_size": cfg.image_size,
+            "batch_size": cfg.batch_size, "parameters": int(model.count_params()),
+            "step": bench.latency(times), "images_per_s": round(cfg.batch_size / per_step, 1)}
+
+
+def main() -> None:
+    args = bench.parse_args("pipeline", __doc__.splitlines()[0])
+    cfg = TrainConfig.from_json(bench.REPO / "configs" / "default.json")
+    split = synthetic_split(512 if args.quick else 2048, cfg.image_size)
+    augmented = pipeline_rate(split, cfg.batch_size, augment=True)
+    plain = pipeline_rate(split, cfg.batch_size, augment=False)
+    compact = step_rate(cfg, 8 if args.quick else 50)
+    seed_cfg = TrainConfig(architecture="seed", image_size=cfg.image_size, batch_size=cfg.batch_size)
+    seed = step_rate(seed_cfg, 3 if args.quick else 20)
+    ratios = {name: round(augmented["images_per_s"] / step["images_per_s"], 2)
+              for name, step in (("compact", compact), ("seed", seed))}
+    results = {"config": "configs/default.json", "split_images": len(split.labels),
+               "pipeline_augmented": augmented, "pipeline_plain": plain,
+               "train_step_compact": compact, "train_step_seed": seed,
+               "ratio_augmented_pipeline_over_step": ratios, "target_ratio": TARGET_RATIO}
+
+    def verdict(ratio: float) -> str:
+        return f"{ratio:.1f}x  ({'ok' if ratio >= TARGET_RATIO else 'BELOW'} target {TARGET_RATIO:.0f}x)"
+
+    bench.print_table(f"Input pipeline vs training step (batch {cfg.batch_size}, {cfg.image_size}px, "
+                      f"{len(split.labels)} images)", [
+        ("pipeline, augmented", f"{augmented['images_per_s']:8.1f} images/s"),
+        ("pipeline, no augmentation", f"{plain['images_per_s']:8.1f} images/s"),
+        (f"train step, compact w{cfg.width}", f"{compact['images_per_s']:8.1f} images/s   "
+                                             f"({bench.fmt_latency(compact['step'])} per step)"),
+        ("train step, seed", f"{seed['images_per_s']:8.1f} images/s   "
+                             f"({bench.fmt_latency(seed['step'])} per step)"),
+        ("augmented pipeline / compact step", verdict(ratios["compact"])),
+        ("augmented pipeline / seed step", verdict(ratios["seed"])),
+    ])
+    bench.write_results(args.json, "pipeline", args.quick, results)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,244 @@
+"""Gradio UI and API. Handlers are plain functions of a `Predictor`, testable without a browser.
+
+Endpoints (also used by `gradio_client`): /predict, /predict_batch, /model_info.
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+import logging
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+import numpy as np
+from PIL import Image
+
+from .errors import DetectorError, ImageError
+from .imaging import MAX_UPLOAD_MB
+from .inference import Predictor, overlay_heatmap
+from .predict import WALK_SUFFIXES
+
+log = logging.getLogger(__name__)
+MAX_BATCH_FILES = 200
+MAX_ZIP_BYTES = 200 * 1024 * 1024  # uncompressed, guards against zip bombs
+CONCURRENCY_LIMIT = 2  # one model call per CPU core; the queue holds the rest
+
+
+class SafeImage(gr.Image):
+    """gr.Image that hands undecodable uploads to our loader (which explains them) instead of failing."""
+
+    is_template = True  # render with the built-in Image front end
+
+    def preprocess(self, payload):
+        try:
+            return super().preprocess(payload)
+        except Exception:  # noqa: BLE001 - Gradio's PIL decode failed; our loader says why
+            if payload is not None and getattr(payload, "path", None):
+                return str(payload.path)
+            raise gr.Error("the uploaded image could not be read") from None
+
+
+def _user_errors(fn):
+    """Turn every failure into a readable gr.Error; log unexpected ones with their traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except gr.Error:
+            raise
+        except DetectorError as exc:
+            raise gr.Error(str(exc)) from None
+        except Exception:  # noqa: BLE001
+            log.exception("unexpected error in %s", fn.__name__)
+            raise gr.Error("internal error while processing this request; it has been logged") from None
+
+    return wrapper
+
+
+# -- handlers ----------------------------------------------------------------------------------
+def detect(predictor: Predictor, image: str | np.ndarray | None, crop_face: bool = True, explain: bool = True):
+    """One image -> (result JSON, label probabilities, verdict text, model input, explanation)."""
+    if image is None:
+        raise ImageError("no image uploaded: drop a face photo, paste one or use the webcam")
+    name = Path(image).name if isinstance(image, str) else "upload"
+    pred = predictor.predict(image, crop=crop_face, explain=explain, name=name)
+    if pred.error:
+        raise ImageError(pred.error)
+    result = pred.to_dict()
+    verdict = f"### {pred.verdict}"
+    if pred.notes:
+        verdict += "\n\n" + "\n".join(f"- {n}" for n in pred.notes)
+    probabilities = {"fake": pred.p_fake, "real": 1.0 - pred.p_fake}
+    crop_view = np.asarray(Image.fromarray(pred.crop).resize((256, 256), Image.Resampling.NEAREST))
+    heat_view = overlay_heatmap(crop_view, pred.heatmap) if pred.heatmap is not None else None
+    return result, probabilities, verdict, crop_view, heat_view
+
+
+def _batch_inputs(files: list[str]) -> tuple[list[Any], list[str], list[dict]]:
+    """Expand uploads (images or zips) into (sources, names, rejected rows)."""
+    sources, names, rejected = [], [], []
+    for f in files or []:
+        path = Path(f)
+        if path.suffix.lower() == ".zip":
+            try:
+                with zipfile.ZipFile(path) as zf:
+                    members = [m for m in zf.infolist() if not m.is_dir()
+                               and Path(m.filename).suffix.lower() in WALK_SUFFIXES]
+                    if sum(m.file_size for m in members) > MAX_ZIP_BYTES:
+                        rejected.append(_error_row(path.name, "zip expands to more than "
+                                                   f"{MAX_ZIP_BYTES // 2**20} MB; split it up"))
+                        continue
+                    for m in members:
+                        sources.append(zf.read(m))
+                        names.append(f"{path.name}/{m.filename}")
+            except zipfile.BadZipFile:
+                rejected.append(_error_row(path.name, "not a valid zip archive"))
+        else:
+            sources.append(str(path))
+            names.append(path.name)
+    if len(sources) > MAX_BATCH_FILES:
+        raise ImageError(f"{len(sources)} images in one batch; the limit is {MAX_BATCH_FILES}")
+    return sources, names, rejected
+
+
+def _error_row(name: str, error: str) -> dict:
+    return {"file": name, "label": None, "p_fake": None, "confidence": None, "face_found": None, "error": error}
+
+
+BATCH_COLUMNS = ["file", "label", "p_fake", "confidence", "face_found", "error"]
+
+
+def detect_batch(predictor: Predictor, files: list[str] | None, crop_face: bool = True):
+    """Several images or zips -> (table rows, CSV file path)."""
+    if not files:
+        raise ImageError("no files uploaded: add images or a zip of images")
+    sources, names, rows = _batch_inputs(files)
+    for pred in predictor.predict_many(sources, crop=crop_face, names=names):
+        d = pred.to_dict()
+        rows.append({k: d[k] for k in BATCH_COLUMNS})
+    out = Path(tempfile.mkdtemp(prefix="deepfake-batch-")) / "predictions.csv"
+    with open(out, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=BATCH_COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+    table = [[r[k] if r[k] is not None else "" for k in BATCH_COLUMNS] for r in rows]
+    return table, str(out)
+
+
+def model_info(predictor: Predictor) -> dict:
+    return predictor.info()
+
+
+# -- evaluation tab ----------------------------------------------------------------------------
+def _fmt(x) -> str:
+    return "n/a" if x is None else f"{x:.3f}"
+
+
+def evaluation_markdown(predictor: Predictor) -> str:
+    info, m = predictor.info(), predictor.metrics
+    test = m.get("test", {})
+    counts = info["dataset"].get("counts", {})
+    lines = [f"**Model served:** {info['source']} — `{info['architecture']}`, input "
+             f"{info['input_size']}², {info['parameters'] or '?'} parameters, {info['backend']} backend, "
+             f"sha256 `{(info['model_sha256'] or '?')[:16]}…`"]
+    if info.get("fallback_reason"):
+        lines.append(f"\n> The configured Hub model is not served: {info['fallback_reason']}")
+    lines.append(f"\n**Dataset:** `{info['dataset'].get('path', '?')}` — Test split: "
+                 f"{test.get('n', '?')} images ({counts.get('Test', {})})\n")
+    lines.append("| metric | value |\n|---|---|")
+    for key in ("accuracy", "precision", "recall", "f1", "roc_auc", "eer", "ece"):
+        lines.append(f"| {key} | {_fmt(test.get(key))} |")
+    lines.append(f"| decision threshold (chosen on Validation) | {_fmt(m.get('serving', {}).get('threshold'))} |")
+    if test.get("per_source"):
+        lines.append("\n| source | n | accuracy | ROC AUC |\n|---|---|---|---|")
+        for s, v in test["per_source"].items():
+            lines.append(f"| {s} | {v['n']} | {_fmt(v['accuracy'])} | {_fmt(v['roc_auc'])} |")
+    if m.get("robustness"):
+        lines.append("\n| Test images degraded by | accuracy | ROC AUC |\n|---|---|---|")
+        for k, v in m["robustness"].items():
+            lines.append(f"| {k} | {_fmt(v['accuracy'])} | {_fmt(v['roc_auc'])} |")
+    return "\n".join(lines)
+
+
+# -- layout --------------------------------------------------------------------------------------
+def build_demo(predictor: Predictor) -> gr.Blocks:
+    detect_fn = _user_errors(functools.partial(detect, predictor))
+    batch_fn = _user_errors(functools.partial(detect_batch, predictor))
+    info_fn = _user_errors(functools.partial(model_info, predictor))
+    with gr.Blocks(title="Deepfake detector", analytics_enabled=False) as demo:
+        gr.Markdown("# Deepfake detector\nUpload a face photo: the model says whether it is **real** or a "
+                    "**deepfake**, how sure it is, and which regions drove the decision.")
+        with gr.Tab("Detect"):
+            with gr.Row():
+                with gr.Column():
+                    image = SafeImage(type="filepath", label="Face image", sources=["upload", "clipboard", "webcam"])
+                    crop = gr.Checkbox(value=True, label="Crop to the largest face first")
+                    explain = gr.Checkbox(value=True, label="Show explanation heatmap")
+                    button = gr.Button("Detect", variant="primary")
+                with gr.Column():
+                    verdict = gr.Markdown()
+                    label = gr.Label(num_top_classes=2, label="Probabilities")
+                    with gr.Row():
+                        crop_view = gr.Image(label="What the model scored", interactive=False)
+                        heat_view = gr.Image(label="Explanation (occlusion map)", interactive=False)
+                    details = gr.JSON(label="Result")
+            outputs = [details, label, verdict, crop_view, heat_view]
+            button.click(detect_fn, [image, crop, explain], outputs, api_name="predict")
+            examples = [[str(p)] for p, _ in _bundle_examples(predictor)]
+            if examples:
+                gr.Examples(examples, inputs=[image], outputs=outputs, fn=detect_fn, cache_examples=False,
+                            run_on_click=True, label="Examples (real and manipulated)")
+        with gr.Tab("Batch"):
+            files = gr.File(file_count="multiple", label="Images or a zip of images", type="filepath")
+            batch_crop = gr.Checkbox(value=True, label="Crop to the largest face first")
+            batch_button = gr.Button("Score all", variant="primary")
+            table = gr.Dataframe(headers=BATCH_COLUMNS, label="Predictions", interactive=False)
+            csv_file = gr.File(label="CSV download")
+            batch_button.click(batch_fn, [files, batch_crop], [table, csv_file], api_name="predict_batch")
+        with gr.Tab("Evaluation"):
+            gr.Markdown(evaluation_markdown(predictor))
+            with gr.Row():
+                for name, title in (("confusion_matrix", "Confusion matrix"), ("roc_curve", "ROC curve"),
+                                    ("training_curves", "Training curves")):
+                    plot = predictor.folder / "plots" / f"{name}.png"
+                    if plot.is_file():
+                        gr.Image(str(plot), label=title, interactive=False)
+            info_json = gr.JSON(label="Model info")
+            info_button = gr.Button("Refresh model info")
+            info_button.click(info_fn, None, info_json, api_name="model_info")
+            demo.load(info_fn, None, info_json, api_name=False)
+        gr.Markdown(f"Uploads up to {MAX_UPLOAD_MB:.0f} MB. A score is evidence, not proof: see the "
+                    "Evaluation tab for how this model was measured and its limits.")
+    return demo
+
+
+def _bundle_examples(predictor: Predictor):
+    from .bundle import examples
+
+    return examples(predictor.folder)
+
+
+def launch(env) -> int:
+    """Load the served model, build the UI and serve it until interrupted."""
+    from .inference import load_served_predictor
+
+    try:
+        predictor = load_served_predictor()
+    except DetectorError as exc:
+        log.error("no model to serve: %s", exc)
+        return 2
+    if predictor.fallback_reason:
+        log.warning("serving the bundled model: %s", predictor.fallback_reason)
+    demo = build_demo(predictor)
+    demo.queue(default_concurrency_limit=CONCURRENCY_LIMIT, max_size=256)
+    host = env.get("GRADIO_SERVER_NAME", "127.0.0.1")
+    port = int(env.get("GRADIO_SERVER_PORT", "7860"))
+    log.info("serving %s on http://%s:%d", predictor.source, host, port)
+    demo.launch(server_name=host, server_port=port, max_file_size=f"{MAX_UPLOAD_MB:.0f}mb",
+                allowed_paths=[str(predictor.folder)], ssr_mode=False)
+    return 0
