@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
+from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
@@ -43,11 +44,9 @@ def require_bundle(folder: Path) -> Path:
 
 
 # -- inputs --------------------------------------------------------------------------------------
-def _portrait() -> "Image.Image":
+def _portrait() -> Image.Image:
     """matplotlib's sample photo of Grace Hopper, found without importing matplotlib (memory)."""
     from importlib.util import find_spec
-
-    from PIL import Image
 
     path = Path(find_spec("matplotlib").origin).parent / "mpl-data" / "sample_data" / "grace_hopper.jpg"
     return Image.open(path).convert("RGB")
@@ -55,8 +54,6 @@ def _portrait() -> "Image.Image":
 
 def photo_jpeg(width: int = 1024, height: int = 768, seed: int = 0) -> bytes:
     """A camera-sized JPEG with a real face off-centre on a textured background, as users upload."""
-    from PIL import Image
-
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
     canvas = np.stack([90 + 80 * xx / width, 110 + 60 * yy / height, 140 - 40 * xx / width], axis=-1)
@@ -85,8 +82,6 @@ def face_crops_jpeg(n: int, size: int = 256, seed: int = 0) -> list[bytes]:
 
 
 def encode_jpeg(rgb: np.ndarray, size: int | None = None, quality: int = 90) -> bytes:
-    from PIL import Image
-
     im = Image.fromarray(rgb)
     if size:
         im = im.resize((size, size), Image.Resampling.BILINEAR)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-import _common as bench
+import _common as bench  # first: puts src/ on sys.path
 
 from deepfake_detector.faces import crop_face
 from deepfake_detector.imaging import load_image, resize_square
@@ -31,8 +31,9 @@ def serving(predictor: Predictor, photo: bytes, crops: list[bytes], quick: bool)
         raise SystemExit(f"the generated photo was not scored through the face-crop path: {first}")
     model_input, _, _ = predictor.prepare(photo)
     batch = list(predictor.predict_many(crops[:32]))  # warm-up, and a check of the inputs
-    if any(p.error for p in batch):
-        raise SystemExit(f"predict_many failed on a generated crop: {batch[0].error}")
+    errors = [p.error for p in batch if p.error]
+    if errors:
+        raise SystemExit(f"predict_many failed on a generated crop: {errors[0]}")
 
     e2e = bench.time_calls(lambda: predictor.predict(photo), 10 if quick else 200)
     explain = bench.time_calls(lambda: predictor.predict(photo, explain=True), 3 if quick else 50, warmup=1)

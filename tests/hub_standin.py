@@ -56,7 +56,7 @@ class HubStandIn:
         self.repos: dict[str, Repo] = {}
         self.requests: list[tuple[str, str]] = []  # (method, path) of every request
         self.auth_headers: list[str | None] = []  # Authorization of every request: in memory only
-        self._faults: list[tuple[str, re.Pattern, int]] = []
+        self._faults: list[tuple[str, re.Pattern, int, bool]] = []
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
 
@@ -69,7 +69,8 @@ class HubStandIn:
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+                         daemon=True).start()
         return self
 
     def stop(self) -> None:
@@ -89,9 +90,10 @@ class HubStandIn:
         host, port = self._server.server_address[:2]
         return f"http://{host}:{port}"
 
-    def fail(self, method: str, path_regex: str, status: int) -> None:
-        """Answer `status` to every request whose method and path match."""
-        self._faults.append((method.upper(), re.compile(path_regex), status))
+    def fail(self, method: str, path_regex: str, status: int, echo_auth: bool = False) -> None:
+        """Answer `status` to every request whose method and path match. `echo_auth`: like a badly
+        behaved proxy, put the request's Authorization header in the error message."""
+        self._faults.append((method.upper(), re.compile(path_regex), status, echo_auth))
 
     def clear_faults(self) -> None:
         self._faults.clear()
@@ -117,10 +119,10 @@ class HubStandIn:
             repo.branches[branch] = commit.sha
             return commit
 
-    def fault_for(self, method: str, path: str) -> int | None:
-        for m, pattern, status in self._faults:
+    def fault_for(self, method: str, path: str) -> tuple[int, bool] | None:
+        for m, pattern, status, echo_auth in self._faults:
             if m == method and pattern.search(path):
-                return status
+                return status, echo_auth
         return None
 
 
@@ -162,9 +164,11 @@ class _Handler(BaseHTTPRequestHandler):
         self.hub.requests.append((self.command, path))
         self.hub.auth_headers.append(self.headers.get("Authorization"))
         body = self._body() if self.command in ("POST", "PUT") else b""
-        status = self.hub.fault_for(self.command, path)
-        if status is not None:
-            return self._error(status, f"stand-in fault {status}")
+        fault = self.hub.fault_for(self.command, path)
+        if fault is not None:
+            status, echo_auth = fault
+            echo = f" (request had Authorization: {self.headers.get('Authorization')})" if echo_auth else ""
+            return self._error(status, f"stand-in fault {status}{echo}")
         for method, pattern, handler in ROUTES:
             if method == self.command and (m := re.fullmatch(pattern, path)):
                 return handler(self, body=body, **{k: unquote(v) for k, v in m.groupdict().items() if v is not None})

@@ -30,6 +30,7 @@ class TrainConfig:
     architecture: str = "compact"  # see model.ARCHITECTURES
     image_size: int = 128
     width: int = 32  # base channel count of the compact architecture
+    stem_stride: int = 1  # 2: the first conv reads full-resolution pixels at a quarter of the cost
     dropout: float = 0.3
     epochs: int = 30
     batch_size: int = 32

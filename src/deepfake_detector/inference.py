@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from scipy.special import expit
 
 from . import bundle as bundle_io
 from .errors import BundleError, DetectorError, ImageError
@@ -124,7 +125,7 @@ class Predictor:
     def calibrate(self, raw: np.ndarray) -> np.ndarray:
         raw = np.clip(np.asarray(raw, dtype=np.float64), 1e-7, 1 - 1e-7)
         logit = np.log(raw / (1 - raw))
-        return 1.0 / (1.0 + np.exp(-(self.cal_a * logit + self.cal_b)))
+        return expit(self.cal_a * logit + self.cal_b)
 
     def prepare(self, source, crop: bool = True) -> tuple[np.ndarray, FaceCrop, list[str]]:
         """Decode + face crop + resize: the exact input the model sees, plus user-facing notes."""

@@ -30,13 +30,15 @@ def _conv_bn(x, filters: int, name: str, strides: int = 1):
 def build_compact(cfg: TrainConfig) -> keras.Model:
     """Our default: conv + max-pool blocks with BatchNorm, then global pooling.
 
-    The first block runs at full input resolution (blending and up-sampling artefacts live in
-    fine detail); global average pooling instead of Flatten keeps the head tiny, so the model
+    The stem convolution reads the full input resolution (blending and up-sampling artefacts live
+    in fine detail); global average pooling instead of Flatten keeps the head tiny, so the model
     is ~0.3 M parameters and a few hundred MFLOPs, affordable on a 2-core CPU.
     """
     inputs, x = _preprocessing(cfg.image_size)
     w = cfg.width
-    x = _conv_bn(x, w // 2, "stem")
+    # A strided stem still sees every input pixel: up-sampling and blending artefacts are
+    # finest-scale signals that resizing the image down first would erase.
+    x = _conv_bn(x, w // 2, "stem", strides=cfg.stem_stride)
     x = layers.MaxPooling2D(name="stem_pool")(x)
     # One conv at the two finest scales keeps cost down; two where channels are cheap.
     for i, (filters, convs) in enumerate(((w, 1), (w * 2, 2), (w * 4, 2), (w * 8, 1)), start=1):

@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
         print("error: no image files found in " + ", ".join(args.paths), file=sys.stderr)
         return 2
     failed = 0
-    bar = tqdm(total=len(files), file=sys.stderr, unit="img", disable=args.quiet or None)
+    bar = tqdm(total=len(files), file=sys.stderr, unit="img", disable=args.quiet, mininterval=0.5)
     for pred in predictor.predict_many(files, crop=not args.no_crop, batch_size=args.batch_size):
         if pred.error:
             failed += 1

@@ -46,7 +46,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, argparse.Nam
             p.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None)
         else:
             kind = int if f.name in ("epochs", "batch_size", "image_size", "width", "patience", "seed",
-                                     "max_per_class", "warmup_epochs", "examples_per_class") else \
+                                     "max_per_class", "warmup_epochs", "examples_per_class", "stem_stride") else \
                 float if isinstance(default, float) else str
             p.add_argument(flag, dest=f.name, type=kind, default=None, help=f"default: {default}")
     args = p.parse_args(argv)

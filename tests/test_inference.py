@@ -1,0 +1,112 @@
+"""Predictor behaviour on images the tests make: face / no-face paths, calibration, explanation."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+
+import matplotlib.cbook
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import ROOT
+from deepfake_detector.faces import crop_face
+
+
+def portrait() -> Image.Image:
+    with matplotlib.cbook.get_sample_data("grace_hopper.jpg") as f:
+        return Image.open(f).convert("RGB")
+
+
+def photo_with_face() -> np.ndarray:
+    """A 1024x768 'photo' with a face in the lower right: cropping must find and frame it."""
+    canvas = Image.new("RGB", (1024, 768), (90, 120, 90))
+    canvas.paste(portrait().resize((300, 350)), (600, 350))
+    return np.asarray(canvas)
+
+
+def test_face_is_found_and_cropped():
+    rgb = photo_with_face()
+    face = crop_face(rgb)
+    assert face.face_found and not face.whole_image
+    x, y, w, h = face.box
+    assert w == h and 150 <= w <= 360
+    assert 600 <= x + w / 2 <= 900 and 350 <= y + h / 2 <= 700  # centred on the pasted portrait
+    assert face.rgb.shape == (h, w, 3)
+
+
+def test_no_face_scores_the_whole_image(predictor):
+    noise = np.random.default_rng(0).integers(0, 255, (300, 400, 3), dtype=np.uint8)
+    pred = predictor.predict(noise)
+    assert pred.error is None and pred.face_found is False
+    assert "no face found: scored the whole image" in pred.notes
+
+
+def test_crop_can_be_turned_off(predictor):
+    pred = predictor.predict(photo_with_face(), crop=False)
+    assert pred.face_found is False and not any("no face" in n for n in pred.notes)
+    cropped = predictor.predict(photo_with_face())
+    assert cropped.face_found is True
+
+
+def test_prediction_fields_and_consistency(predictor):
+    pred = predictor.predict(photo_with_face(), name="photo.jpg")
+    d = pred.to_dict()
+    assert d["file"] == "photo.jpg" and d["error"] is None
+    assert d["label"] == ("fake" if d["p_fake"] >= d["threshold"] else "real")
+    assert d["confidence"] == pytest.approx(d["p_fake"] if d["label"] == "fake" else 1 - d["p_fake"])
+    json.dumps(d)  # serialisable as is
+
+
+def test_bytes_path_and_array_inputs_agree(predictor, tmp_path):
+    buf = io.BytesIO()
+    Image.fromarray(photo_with_face()).save(buf, "PNG")
+    path = tmp_path / "photo.png"
+    path.write_bytes(buf.getvalue())
+    a = predictor.predict(str(path)).p_fake
+    b = predictor.predict(buf.getvalue()).p_fake
+    c = predictor.predict(photo_with_face()).p_fake
+    assert a == pytest.approx(b) == pytest.approx(c)
+
+
+def test_batch_equals_single(predictor, dataset):
+    files = sorted((dataset / "Test").rglob("*.jpg"))[:20]
+    batch = list(predictor.predict_many(files, batch_size=8))
+    for f, p in zip(files, batch):
+        assert p.p_fake == pytest.approx(predictor.predict(f).p_fake, abs=1e-6)
+
+
+def test_explanation_heatmap(predictor, dataset):
+    fake = sorted((dataset / "Test" / "Fake").glob("*.jpg"))[0]
+    pred = predictor.predict(fake, explain=True)
+    heat = pred.heatmap
+    assert heat.shape == (8, 8) and heat.min() >= 0 and heat.max() == pytest.approx(1.0)
+
+
+def test_calibration_is_monotonic(predictor):
+    raw = np.linspace(0.01, 0.99, 50)
+    cal = predictor.calibrate(raw)
+    assert predictor.cal_a > 0
+    assert np.all(np.diff(cal) >= 0) and cal[0] < 0.5 < cal[-1]
+
+
+def test_cli_prints_json_per_image(bundle_dir, dataset):
+    result = subprocess.run([sys.executable, "-m", "deepfake_detector.predict", str(dataset / "Test" / "Fake"),
+                             "--model", str(bundle_dir)], capture_output=True, text=True, timeout=300,
+                            cwd=ROOT, env={"PYTHONPATH": str(ROOT / "src"), "PATH": "/usr/bin:/bin"})
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(rows) == 40
+    assert sum(r["label"] == "fake" for r in rows) >= 32
+    assert "img" in result.stderr  # the progress bar
+
+
+def test_cli_without_model_exits_2(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "deepfake_detector.predict", str(tmp_path), "--model",
+                             str(tmp_path / "nope")], capture_output=True, text=True, timeout=120,
+                            cwd=ROOT, env={"PYTHONPATH": str(ROOT / "src"), "PATH": "/usr/bin:/bin"})
+    assert result.returncode == 2
+    assert "model bundle not found" in result.stderr and "Traceback" not in result.stderr
