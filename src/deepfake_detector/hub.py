@@ -61,8 +61,7 @@ class ResolvedModel:
 # -- helpers -------------------------------------------------------------------------------------
 def bundled_model_dir() -> Path:
     """The model shipped with the app: $DEEPFAKE_BUNDLED_MODEL, else <repo>/models/default."""
-    env = os.environ.get(BUNDLED_ENV)
-    return Path(env) if env else Path(__file__).resolve().parents[2] / "models" / "default"
+    return bundle.bundled_model_dir()
 
 
 def _endpoint() -> str:
@@ -132,7 +131,8 @@ def _describe(exc: BaseException, repo_id: str, revision: str | None, endpoint: 
     if isinstance(exc, OfflineModeIsEnabled):
         return f"Hub unreachable: offline mode is on (HF_HUB_OFFLINE); cannot {action} {where}"
     if isinstance(exc, httpx2.TimeoutException):
-        return f"Hub unreachable at {endpoint}: no answer within {_timeout():g} s ({type(exc).__name__}); cannot {action} {where}"
+        return (f"Hub unreachable at {endpoint}: no answer within {_timeout():g} s ({type(exc).__name__}); "
+                f"cannot {action} {where}")
     if isinstance(exc, httpx2.TransportError):
         return f"Hub unreachable at {endpoint}: {type(exc).__name__}: {_first_line(exc)}; cannot {action} {where}"
     if isinstance(exc, RevisionNotFoundError):

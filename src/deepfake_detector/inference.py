@@ -213,7 +213,8 @@ class Predictor:
             "backend": self.backend,
             "model_sha256": files.get(model_file, {}).get("sha256"),
             "threshold": self.threshold,
-            "dataset": self.config.get("dataset", {}),
+            # Not under a "path" key: Gradio would mistake the dict for a file to serve.
+            "dataset": {("folder" if k == "path" else k): v for k, v in self.config.get("dataset", {}).items()},
             "test": {k: test.get(k) for k in ("n", "accuracy", "precision", "recall", "f1", "roc_auc",
                                                 "eer", "ece")},
         }

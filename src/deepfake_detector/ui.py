@@ -39,7 +39,7 @@ class SafeImage(gr.Image):
         except Exception:  # noqa: BLE001 - Gradio's PIL decode failed; our loader says why
             if payload is not None and getattr(payload, "path", None):
                 return str(payload.path)
-            raise gr.Error("the uploaded image could not be read") from None
+            raise gr.Error("the uploaded image could not be read", print_exception=False) from None
 
 
 def _user_errors(fn):
@@ -52,10 +52,12 @@ def _user_errors(fn):
         except gr.Error:
             raise
         except DetectorError as exc:
-            raise gr.Error(str(exc)) from None
+            log.info("rejected input: %s", exc)  # the user's mistake, not ours: one line, no traceback
+            raise gr.Error(str(exc), print_exception=False) from None
         except Exception:  # noqa: BLE001
-            log.exception("unexpected error in %s", fn.__name__)
-            raise gr.Error("internal error while processing this request; it has been logged") from None
+            log.exception("unexpected error")
+            raise gr.Error("internal error while processing this request; it has been logged",
+                           print_exception=False) from None
 
     return wrapper
 
@@ -147,8 +149,8 @@ def evaluation_markdown(predictor: Predictor) -> str:
              f"{info['input_size']}², {info['parameters'] or '?'} parameters, {info['backend']} backend, "
              f"sha256 `{(info['model_sha256'] or '?')[:16]}…`"]
     if info.get("fallback_reason"):
-        lines.append(f"\n> The configured Hub model is not served: {info['fallback_reason']}")
-    lines.append(f"\n**Dataset:** `{info['dataset'].get('path', '?')}` — Test split: "
+        lines.append(f"\n> Not serving a Hub model: {info['fallback_reason']}")
+    lines.append(f"\n**Dataset:** `{info['dataset'].get('folder', '?')}` — Test split: "
                  f"{test.get('n', '?')} images ({counts.get('Test', {})})\n")
     lines.append("| metric | value |\n|---|---|")
     for key in ("accuracy", "precision", "recall", "f1", "roc_auc", "eer", "ece"):

@@ -1,0 +1,104 @@
+"""The running app, called the way users call it: gradio_client against 127.0.0.1."""
+
+from __future__ import annotations
+
+import csv
+import statistics
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from gradio_client import Client, handle_file
+
+from app_server import running_app
+
+
+@pytest.fixture(scope="module")
+def app(bundle_dir, tmp_path_factory):
+    log = tmp_path_factory.mktemp("app") / "app.log"
+    with running_app(bundle_dir, log) as url:
+        yield url, log
+
+
+@pytest.fixture(scope="module")
+def client(app):
+    return Client(app[0], verbose=False)
+
+
+def test_predict_endpoint_matches_local_predictor(client, predictor, dataset):
+    fake = sorted((dataset / "Test" / "Fake").glob("*.jpg"))[0]
+    result, probabilities, verdict, crop, heatmap = client.predict(
+        handle_file(str(fake)), True, True, api_name="/predict")
+    local = predictor.predict(fake)
+    assert result["label"] == local.label
+    assert result["p_fake"] == pytest.approx(local.p_fake, abs=1e-6)
+    assert result["error"] is None and result["file"] == fake.name
+    assert {c["label"] for c in probabilities["confidences"]} == {"fake", "real"}
+    assert f"{local.confidence:.0%} confident" in verdict
+    assert crop and heatmap  # images come back as files
+
+
+def test_predict_bad_upload_gives_readable_error(client, tmp_path):
+    bad = tmp_path / "notes.jpg"
+    bad.write_text("this is not an image\n" * 10)
+    with pytest.raises(Exception) as info:
+        client.predict(handle_file(str(bad)), api_name="/predict")
+    assert "text file, not an image" in str(info.value)
+
+
+def test_predict_batch_endpoint_and_csv(client, predictor, dataset, tmp_path):
+    files = sorted((dataset / "Test").rglob("*.jpg"))[:4]
+    bad = tmp_path / "empty.jpg"
+    bad.write_bytes(b"")
+    table, csv_path = client.predict([handle_file(str(f)) for f in [*files, bad]], True,
+                                     api_name="/predict_batch")
+    rows = table["data"]
+    assert table["headers"] == ["file", "label", "p_fake", "confidence", "face_found", "error"]
+    assert len(rows) == 5
+    by_file = {r[0]: r for r in rows}
+    for f in files:
+        assert by_file[f.name][2] == pytest.approx(predictor.predict(f).p_fake, abs=1e-6)
+    assert "empty (0 bytes)" in by_file["empty.jpg"][5]
+    with open(csv_path) as fh:
+        assert len(list(csv.DictReader(fh))) == 5
+
+
+def test_model_info_endpoint(client, predictor):
+    info = client.predict(api_name="/model_info")
+    assert info["source"].startswith("bundled")
+    assert info["model_sha256"] == predictor.info()["model_sha256"]
+    assert info["input_size"] == predictor.image_size
+    assert info["test"]["accuracy"] == pytest.approx(predictor.metrics["test"]["accuracy"])
+
+
+def test_fifty_concurrent_predictions(app, predictor, dataset):
+    """50 concurrent clients: no failures, and every answer equals the single-call answer."""
+    files = sorted((dataset / "Test").rglob("*.jpg"))[:10]
+    expected = {f.name: predictor.predict(f).p_fake for f in files}
+    url = app[0]
+
+    def one(i: int):
+        f = files[i % len(files)]
+        start = time.perf_counter()
+        result = Client(url, verbose=False).predict(handle_file(str(f)), True, False, api_name="/predict")[0]
+        return f.name, result["p_fake"], time.perf_counter() - start
+
+    with ThreadPoolExecutor(max_workers=50) as pool:
+        results = list(pool.map(one, range(50), timeout=300))
+    assert len(results) == 50
+    for name, p_fake, _ in results:
+        assert p_fake == pytest.approx(expected[name], abs=1e-6)
+    latencies = sorted(r[2] for r in results)
+    p95 = latencies[int(0.95 * (len(latencies) - 1))]
+    print(f"\n50 concurrent /predict calls: p50 {statistics.median(latencies):.2f}s, p95 {p95:.2f}s")
+
+
+def test_server_log_has_no_traceback_after_bad_input(app, client, tmp_path):
+    bad = tmp_path / "bomb.png"
+    import corpus
+
+    bad.write_bytes(corpus.build()["bomb.png"][0])
+    with pytest.raises(Exception, match="megapixels"):
+        client.predict(handle_file(str(bad)), api_name="/predict")
+    assert client.predict(api_name="/model_info")["source"]  # still serving
+    assert "Traceback" not in app[1].read_text()

@@ -1,0 +1,71 @@
+"""A real browser (Debian chromium via Playwright) uses every tab of the running app."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import expect, sync_playwright
+
+from app_server import running_app
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"]
+
+
+@pytest.fixture(scope="module")
+def page(bundle_dir, tmp_path_factory):
+    assert Path(CHROMIUM).exists(), "Debian chromium is required (.ci/run installs it with apt)"
+    log = tmp_path_factory.mktemp("browser-app") / "app.log"
+    with running_app(bundle_dir, log) as url, sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 1000})
+        page.goto(url)
+        yield page
+        browser.close()
+
+
+def test_upload_shows_label_with_percentage(page, dataset, tmp_path):
+    fake = sorted((dataset / "Test" / "Fake").glob("*.jpg"))[0]
+    page.get_by_role("tab", name="Detect").click()
+    page.locator("input[type=file]").first.set_input_files(str(fake))
+    page.get_by_role("button", name="Detect", exact=True).click()
+    verdict = page.get_by_text(re.compile(r"(Fake|Real) — \d+% confident"))
+    expect(verdict).to_be_visible(timeout=30_000)
+    expect(page.get_by_text(re.compile(r"\d+%")).first).to_be_visible()
+    page.screenshot(path=str(tmp_path / "detect.png"), full_page=True)
+    assert (tmp_path / "detect.png").stat().st_size > 10_000
+
+
+def test_bad_upload_shows_friendly_error(page, tmp_path):
+    bad = tmp_path / "notes.png"
+    bad.write_text("not an image at all\n" * 20)
+    page.get_by_role("tab", name="Detect").click()
+    page.locator("input[type=file]").first.set_input_files(str(bad))
+    page.get_by_role("button", name="Detect", exact=True).click()
+    expect(page.get_by_text(re.compile("not an image|could not be read")).first).to_be_visible(timeout=30_000)
+    assert "Traceback" not in page.content()
+
+
+def test_batch_tab(page, dataset, tmp_path):
+    files = [str(f) for f in sorted((dataset / "Test").rglob("*.jpg"))[:3]]
+    page.get_by_role("tab", name="Batch").click()
+    page.locator("input[type=file][multiple]").first.set_input_files(files)
+    page.get_by_role("button", name="Score all").click()
+    expect(page.get_by_role("cell", name="predictions.csv")).to_be_visible(timeout=90_000)
+    body = page.inner_text("body")
+    for f in files:
+        assert re.search(re.escape(f.rsplit("/", 1)[-1]) + r"\s+(fake|real)\s+0\.\d+", body), body[-1500:]
+    page.screenshot(path=str(tmp_path / "batch.png"), full_page=True)
+
+
+def test_evaluation_tab(page, tmp_path):
+    page.get_by_role("tab", name="Evaluation").click()
+    expect(page.get_by_text("Model served:")).to_be_visible(timeout=10_000)
+    expect(page.get_by_text("roc_auc").first).to_be_visible()
+    expect(page.locator("img[src*='confusion_matrix']")).to_be_visible(timeout=10_000)
+    expect(page.locator("img[src*='roc_curve']")).to_be_visible()
+    page.screenshot(path=str(tmp_path / "evaluation.png"), full_page=True)
+    page.screenshot(path="/tmp/evaluation_tab.png", full_page=True)
