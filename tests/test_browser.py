@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -10,7 +12,8 @@ from playwright.sync_api import expect, sync_playwright
 
 from app_server import running_app
 
-CHROMIUM = "/usr/bin/chromium"
+CHROMIUM = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or shutil.which("chromium-browser") \
+    or "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
         "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"]
 
@@ -68,4 +71,3 @@ def test_evaluation_tab(page, tmp_path):
     expect(page.locator("img[src*='confusion_matrix']")).to_be_visible(timeout=10_000)
     expect(page.locator("img[src*='roc_curve']")).to_be_visible()
     page.screenshot(path=str(tmp_path / "evaluation.png"), full_page=True)
-    page.screenshot(path="/tmp/evaluation_tab.png", full_page=True)

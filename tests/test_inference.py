@@ -100,7 +100,7 @@ def test_cli_prints_json_per_image(bundle_dir, dataset):
     assert result.returncode == 0, result.stderr[-2000:]
     rows = [json.loads(line) for line in result.stdout.splitlines()]
     assert len(rows) == 40
-    assert sum(r["label"] == "fake" for r in rows) >= 32
+    assert sum(r["label"] == "fake" for r in rows) >= 30
     assert "img" in result.stderr  # the progress bar
 
 

@@ -75,7 +75,7 @@ def scan(root: str | Path, max_per_class: int | None = None, seed: int = 0) -> d
     root = resolve_root(root)
     found: dict[str, dict[str, list[Path]]] = {
         split: {cls: _list_images(root / split / cls) for cls in CLASS_NAMES} for split in SPLITS}
-    problems = [f"{split}/{cls}" for split in SPLITS for cls in CLASS_NAMES if not found[split][cls]]
+    problems = [f"{split}/{cls}" for split in SPLITS for cls in ("Fake", "Real") if not found[split][cls]]
     if problems:
         table = "; ".join(f"{split}: " + ", ".join(
             f"{cls}={len(found[split][cls]) if (root / split / cls).is_dir() else 'missing'}"
