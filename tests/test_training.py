@@ -225,3 +225,19 @@ sys.exit(main(['--data-dir', {str(dataset.parent)!r}, '--out', {str(tmp_path / '
     assert result.returncode == 0, result.stderr[-3000:]
     assert "2 replica(s), global batch 16" in result.stderr
     bundle.verify(tmp_path / "mirrored")
+
+
+def test_reevaluate_rewrites_metrics_and_manifest(bundle_dir, dataset, tmp_path):
+    import shutil
+
+    from deepfake_detector.evaluation import reevaluate
+
+    copy = tmp_path / "bundle"
+    shutil.copytree(bundle_dir, copy)
+    (copy / "plots" / "roc_curve.png").unlink()
+    bundle.write_manifest(copy)
+    metrics = reevaluate(copy, dataset.parent, robustness=False)
+    assert (copy / "plots" / "roc_curve.png").is_file()
+    assert json.loads((copy / "metrics.json").read_text())["test"]["n"] == metrics["test"]["n"] == 80
+    assert "robustness" not in metrics and metrics["model"]["parameters"] > 0
+    bundle.verify(copy)

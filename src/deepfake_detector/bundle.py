@@ -16,6 +16,7 @@ leaves a folder that looks complete.
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
 import os
@@ -162,3 +163,19 @@ def bundled_model_dir() -> Path:
     """The model shipped in the repo (`models/default`), or DEEPFAKE_BUNDLED_MODEL if set."""
     override = os.environ.get("DEEPFAKE_BUNDLED_MODEL")
     return Path(override) if override else Path(__file__).resolve().parents[2] / "models" / "default"
+
+
+def read_history(path: Path) -> dict[str, list[float]]:
+    """history.csv as columns; on a resumed run keeps the last row written for each epoch."""
+    if not path.exists():
+        return {}
+    rows: dict[int, dict] = {}
+    with open(path) as f:
+        for row in csv.DictReader(f):
+            rows[int(row["epoch"])] = row
+    cols: dict[str, list[float]] = {}
+    for epoch in sorted(rows):
+        for key, value in rows[epoch].items():
+            if key != "epoch":
+                cols.setdefault(key, []).append(float(value))
+    return cols

@@ -119,27 +119,20 @@ def half_size_degrade(rgb: np.ndarray) -> np.ndarray:
 
 
 def score_files(predictor, paths: list, degrade=None, batch_size: int = 64, progress: str | None = None):
-    """Raw (uncalibrated) model scores for image files via the predictor's own preprocessing."""
-    from .imaging import load_image
+    """Raw (uncalibrated) model scores for image files through the predictor's own preprocessing."""
+    from .errors import ImageError
 
     scores = np.zeros(len(paths))
     ok = np.ones(len(paths), dtype=bool)
-    step = max(1, len(paths) // 5)
     for start in range(0, len(paths), batch_size):
-        batch, idx = [], []
-        for i in range(start, min(start + batch_size, len(paths))):
-            try:
-                rgb = load_image(paths[i]).rgb
-                if degrade is not None:
-                    rgb = degrade(rgb)
-                batch.append(predictor.prepare(rgb)[0])
-                idx.append(i)
-            except Exception:  # noqa: BLE001 - counted as skipped by the caller
-                ok[i] = False
-        if batch:
-            scores[idx] = predictor.raw_scores(np.stack(batch))
-        if progress and (start // batch_size) % max(1, step // batch_size) == 0:
-            log.info("%s: %d/%d", progress, min(start + batch_size, len(paths)), len(paths))
+        idx = range(start, min(start + batch_size, len(paths)))
+        prepared = predictor.prepare_many([paths[i] for i in idx], degrade=degrade)
+        good = [i for i, item in zip(idx, prepared) if not isinstance(item, ImageError)]
+        ok[[i for i in idx if i not in good]] = False
+        if good:
+            scores[good] = predictor.raw_scores(np.stack([prepared[i - start][0] for i in good]))
+        if progress and (start // batch_size) % 5 == 0:
+            log.info("%s: %d/%d", progress, idx[-1] + 1, len(paths))
     return scores, ok
 
 
@@ -235,3 +228,59 @@ def plot_all(metrics: dict, history: dict[str, list[float]], folder: Path) -> li
         _save(fig, folder / "training_curves.png"), plt.close(fig)
         written.append(folder / "training_curves.png")
     return written
+
+
+# -- re-evaluating an existing bundle --------------------------------------------------------------
+def reevaluate(bundle_dir: str | Path, data_dir: str | Path, robustness: bool = True) -> dict:
+    """Re-measure a bundle with the current serving code; rewrite metrics, plots, card, manifest."""
+    import shutil
+
+    from . import bundle, card
+    from .data import scan
+    from .inference import Predictor
+
+    bundle_dir = Path(bundle_dir)
+    bundle.verify(bundle_dir)
+    splits = scan(data_dir)
+    staging = bundle_dir.with_name(bundle_dir.name + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    shutil.copytree(bundle_dir, staging)
+    predictor = Predictor(staging, verify=False, source=f"bundle {bundle_dir}")
+    old = bundle.read_json(staging, "metrics.json")
+    metrics = evaluate_bundle(predictor, splits["Validation"].paths, splits["Validation"].labels,
+                              splits["Test"].paths, splits["Test"].labels, robustness=robustness)
+    for key in ("model", "best_epoch"):
+        if key in old:
+            metrics[key] = old[key]
+    plot_all(metrics, bundle.read_history(staging / "history.csv"), staging / "plots")
+    bundle.write_json(staging / "metrics.json", metrics)
+    card.write_card(staging)
+    bundle.finalize(staging, bundle_dir)
+    return metrics
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+    import sys
+
+    from .errors import DetectorError
+
+    parser = argparse.ArgumentParser(prog="python -m deepfake_detector.evaluation",
+                                     description="Re-evaluate a bundle on a dataset in the Kaggle layout.")
+    parser.add_argument("bundle_dir")
+    parser.add_argument("--data-dir", required=True)
+    parser.add_argument("--no-robustness", action="store_true")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
+    try:
+        m = reevaluate(args.bundle_dir, args.data_dir, robustness=not args.no_robustness)
+    except DetectorError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    t = m["test"]
+    print(f"test accuracy {t['accuracy']:.3f}, ROC AUC {t['roc_auc']:.3f}, threshold {m['serving']['threshold']:.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

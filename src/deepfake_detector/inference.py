@@ -6,10 +6,13 @@ Serving runs the bundle's TFLite copy with `ai-edge-litert` (no TensorFlow impor
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
+import os
 import queue
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,6 +53,11 @@ class Prediction:
             return f"Error: {self.error}"
         return (f"{self.label.capitalize()} — {self.confidence:.0%} confident "
                 f"(P(fake) = {self.p_fake:.2f}, threshold {self.threshold:.2f})")
+
+
+@functools.lru_cache(maxsize=1)
+def _prepare_pool() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="prepare")
 
 
 class _TFLiteRunner:
@@ -127,9 +135,14 @@ class Predictor:
         logit = np.log(raw / (1 - raw))
         return expit(self.cal_a * logit + self.cal_b)
 
-    def prepare(self, source, crop: bool = True) -> tuple[np.ndarray, FaceCrop, list[str]]:
-        """Decode + face crop + resize: the exact input the model sees, plus user-facing notes."""
+    def prepare(self, source, crop: bool = True, degrade=None) -> tuple[np.ndarray, FaceCrop, list[str]]:
+        """Decode + face crop + resize: the exact input the model sees, plus user-facing notes.
+
+        `degrade` (rgb -> rgb) alters the decoded image first; evaluation uses it for robustness.
+        """
         loaded = load_image(source)
+        if degrade is not None:
+            loaded.rgb = degrade(loaded.rgb)
         face = crop_face(loaded.rgb, enabled=crop)
         notes = list(loaded.notes)
         if crop and not face.face_found:
@@ -158,15 +171,16 @@ class Predictor:
         """Yield a Prediction per source, batching the model calls."""
         sources = list(sources)
         names = names or [str(s) if isinstance(s, (str, Path)) else None for s in sources]
+
         for start in range(0, len(sources), batch_size):
             chunk = list(zip(sources[start:start + batch_size], names[start:start + batch_size]))
+            prepared = self.prepare_many([src for src, _ in chunk], crop)
             ready, results = [], {}
-            for i, (src, name) in enumerate(chunk):
-                try:
-                    model_input, face, notes = self.prepare(src, crop)
-                    ready.append((i, name, model_input, face, notes))
-                except ImageError as exc:
-                    results[i] = Prediction(name, None, None, None, None, self.threshold, error=str(exc))
+            for i, ((_, name), item) in enumerate(zip(chunk, prepared)):
+                if isinstance(item, ImageError):
+                    results[i] = Prediction(name, None, None, None, None, self.threshold, error=str(item))
+                else:
+                    ready.append((i, name, *item))
             if ready:
                 p = self.calibrate(self.raw_scores(np.stack([r[2] for r in ready])))
                 for (i, name, _, face, notes), p_fake in zip(ready, p):
@@ -177,6 +191,17 @@ class Predictor:
                                             face.face_found, self.threshold, notes)
             for i in range(len(chunk)):
                 yield results[i]
+
+    def prepare_many(self, sources, crop: bool = True, degrade=None) -> list:
+        """`prepare` for each source, in parallel; an unreadable one yields its ImageError instead."""
+        def one(src):
+            try:
+                return self.prepare(src, crop, degrade)
+            except ImageError as exc:
+                return exc
+
+        # Decoding and face detection release the GIL: one thread per core.
+        return list(_prepare_pool().map(one, sources))
 
     # -- why -----------------------------------------------------------------------------------
     def occlusion_map(self, model_input: np.ndarray, p_fake: float, grid: int = 8) -> np.ndarray:

@@ -8,7 +8,6 @@ moved into place only when every file is written.
 from __future__ import annotations
 
 import argparse
-import csv
 import dataclasses
 import json
 import logging
@@ -121,22 +120,6 @@ def fit(cfg: TrainConfig, splits, work: Path, resume: bool):
     return model, time.time() - start
 
 
-def read_history(path: Path) -> dict[str, list[float]]:
-    """history.csv as columns; on a resumed run keeps the last row written for each epoch."""
-    if not path.exists():
-        return {}
-    rows: dict[int, dict] = {}
-    with open(path) as f:
-        for row in csv.DictReader(f):
-            rows[int(row["epoch"])] = row
-    cols: dict[str, list[float]] = {}
-    for epoch in sorted(rows):
-        for key, value in rows[epoch].items():
-            if key != "epoch":
-                cols.setdefault(key, []).append(float(value))
-    return cols
-
-
 def export(model, cfg: TrainConfig, work: Path, check_images: np.ndarray) -> dict:
     """Write model.keras (no optimizer, no custom code) and model.tflite; prove they agree."""
     import keras
@@ -237,7 +220,7 @@ def run(cfg: TrainConfig, resume: bool = False, cache_dir: str | None = None, ro
     set_seed(cfg.seed)
     model, train_seconds = fit(cfg, splits, work, resume)
     export_check = export(model, cfg, work, splits["Validation"].images[:16])
-    history = read_history(work / "history.csv")
+    history = bundle.read_history(work / "history.csv")
 
     config = cfg.to_dict()
     config.update({
