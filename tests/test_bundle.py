@@ -68,3 +68,19 @@ def test_keras_fallback_backend_matches(copy):
     assert p.backend == "keras"
     x = np.full((1, p.image_size, p.image_size, 3), 120, np.uint8)
     assert 0.0 <= p.raw_scores(x)[0] <= 1.0
+
+
+def test_refused_hub_model_falls_back_to_bundled(copy, bundle_dir, monkeypatch, caplog):
+    """A Hub bundle that verifies but carries code is refused; the app serves the bundled model."""
+    from deepfake_detector import hub, inference
+
+    inputs = keras.Input((8, 8, 3))
+    keras.Model(inputs, keras.layers.Lambda(lambda x: x + 1)(inputs)).save(copy / "model.keras")
+    bundle.write_manifest(copy)
+    monkeypatch.setenv("DEEPFAKE_BUNDLED_MODEL", str(bundle_dir))
+    monkeypatch.setattr(hub, "resolve_model",
+                        lambda: hub.ResolvedModel(copy, "hub someone/model@abc", None))
+    predictor = inference.load_served_predictor()
+    assert predictor.folder == bundle_dir and predictor.source.startswith("bundled")
+    assert "Lambda layer" in predictor.fallback_reason
+    assert "Lambda layer" in caplog.text

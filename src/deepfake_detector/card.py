@@ -21,19 +21,27 @@ def card_text(folder: Path, repo_id: str | None = None, asset_prefix: str = "") 
     metrics = json.loads((folder / "metrics.json").read_text())
     test = metrics["test"]
     name = repo_id or config.get("run_name") or "deepfake-detector"
+    data_path = config["dataset"]["path"]
+    is_kaggle = KAGGLE_DATASET.split("/")[-1] in data_path
+    examples_dir = config.get("extra", {}).get("examples_dir")
+    examples_note = f"from `{examples_dir}`" if examples_dir else "from the Test split of the training data"
+    description = config.get("extra", {}).get("dataset_description") or (
+        f"Kaggle `{KAGGLE_DATASET}`" if is_kaggle else f"the folder `{data_path}`")
     metadata = {
         "license": "mit",
         "library_name": "keras",
         "pipeline_tag": "image-classification",
         "tags": ["deepfake-detection", "image-classification", "keras", "tflite", "faces"],
-        "datasets": [KAGGLE_DATASET],
+        # Hub dataset ids when known (config extra.hub_datasets), else the data folder's name.
+        "datasets": config.get("extra", {}).get("hub_datasets") or
+        ([KAGGLE_DATASET] if is_kaggle else [Path(data_path).name]),
         "metrics": ["accuracy", "roc_auc", "f1"],
         "model-index": [{
             "name": name,
             "results": [{
                 "task": {"type": "image-classification", "name": "Deepfake detection"},
-                "dataset": {"type": KAGGLE_DATASET, "name": Path(config["dataset"]["path"]).name or "dataset",
-                            "split": "Test"},
+                "dataset": {"type": KAGGLE_DATASET if is_kaggle else "imagefolder",
+                            "name": description[:80], "split": "Test"},
                 "metrics": [{"type": k, "value": round(float(test[k]), 4), "name": label}
                             for k, label in (("accuracy", "Accuracy"), ("roc_auc", "ROC AUC"),
                                              ("f1", "F1"), ("precision", "Precision"), ("recall", "Recall"))
@@ -55,14 +63,15 @@ def card_text(folder: Path, repo_id: str | None = None, asset_prefix: str = "") 
     text = f"""# {name}
 
 A compact Keras CNN that scores a face image as **real** or **fake** (deepfake), trained with
-[deepfake-detector](https://github.com/) (`train.py`). Output: calibrated P(fake); the decision
+the deepfake-detector project's `train.py`. Output: calibrated P(fake); the decision
 threshold ({metrics['serving']['threshold']:.3f}) and the Platt calibration were fitted on the
 Validation split, never on Test.
 
 - Architecture: `{config['architecture']}`, input {config['image_size']}x{config['image_size']} RGB,
   {metrics['model']['parameters']:,} parameters; preprocessing (resize, rescale) is inside the model.
-- Trained on `{config['dataset']['path']}`: Train {counts['Train']}, Validation {counts['Validation']},
+- Trained on {description}: Train {counts['Train']}, Validation {counts['Validation']},
   Test {counts['Test']} (Fake/Real counts).
+- Example images: {examples_note}.
 - Training: {config.get('epochs_run')} epoch(s), {config.get('train_seconds', 0) / 60:.1f} min on
   {env.get('platform', '?')} ({env.get('cpu_count', '?')} CPUs, GPUs: {env.get('gpus') or 'none'}).
 
