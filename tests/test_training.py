@@ -241,3 +241,16 @@ def test_reevaluate_rewrites_metrics_and_manifest(bundle_dir, dataset, tmp_path)
     assert json.loads((copy / "metrics.json").read_text())["test"]["n"] == metrics["test"]["n"] == 80
     assert "robustness" not in metrics and metrics["model"]["parameters"] > 0
     bundle.verify(copy)
+
+
+def test_init_from_an_earlier_bundle(bundle_dir, dataset, tmp_path):
+    common = ["--data-dir", str(dataset.parent), "--epochs", "1", "--batch-size", "8", "--max-per-class", "8",
+              "--no-robustness", "--init-from", str(bundle_dir)]
+    wrong = run_train([*common, "--out", str(tmp_path / "wrong"), "--image-size", "48", "--width", "16"],
+                      cwd=tmp_path)
+    assert wrong.returncode == 2 and "does not match this run's architecture" in wrong.stderr
+    assert "Traceback" not in wrong.stderr
+    ok = run_train([*common, "--out", str(tmp_path / "ok"), "--image-size", "48", "--width", "8"], cwd=tmp_path)
+    assert ok.returncode == 0, ok.stderr[-2000:]
+    assert f"starting from the weights of {bundle_dir}" in ok.stderr
+    assert json.loads((tmp_path / "ok" / "config.json").read_text())["init_from"] == str(bundle_dir)

@@ -41,6 +41,7 @@ class TrainConfig:
     patience: int = 5
     augment: bool = True
     max_per_class: int | None = None
+    init_from: str | None = None  # a bundle folder whose weights start this run (same architecture)
     seed: int = 1337
     strategy: str = "default"  # default | mirrored | multiworker
     cache: str = "memory"  # memory | none | a file path prefix

@@ -94,6 +94,8 @@ def fit(cfg: TrainConfig, splits, work: Path, resume: bool):
     steps = int(np.ceil(len(splits["Train"].labels) / global_batch))
     with strategy.scope():
         model = compile_model(build_model(cfg), cfg, steps)
+        if cfg.init_from:
+            start_from(model, cfg.init_from)
     log.info("model %s: %d parameters; %d replica(s), global batch %d", model.name, model.count_params(),
              replicas, global_batch)
 
@@ -118,6 +120,19 @@ def fit(cfg: TrainConfig, splits, work: Path, resume: bool):
     if (work / "best.weights.h5").exists():
         model.load_weights(str(work / "best.weights.h5"))
     return model, time.time() - start
+
+
+def start_from(model, folder: str) -> None:
+    """Warm start: copy the weights of an earlier bundle's model (architectures must match)."""
+    from .bundle import load_keras_model
+
+    earlier = load_keras_model(folder)
+    try:
+        model.set_weights(earlier.get_weights())
+    except ValueError as exc:
+        raise DetectorError(f"--init-from {folder}: its model does not match this run's architecture "
+                            f"settings ({exc})") from None
+    log.info("starting from the weights of %s", folder)
 
 
 def export(model, cfg: TrainConfig, work: Path, check_images: np.ndarray) -> dict:
