@@ -245,7 +245,7 @@ class Predictor:
         }
 
 
-def overlay_heatmap(rgb: np.ndarray, heat: np.ndarray, alpha: float = 0.5) -> np.ndarray:
+def overlay_heatmap(rgb: np.ndarray, heat: np.ndarray, alpha: float = 0.7) -> np.ndarray:
     """Blend a [0, 1] heatmap (any grid size) over an image as a red-yellow overlay."""
     from PIL import Image
 
