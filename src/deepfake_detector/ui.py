@@ -234,8 +234,9 @@ def launch(env) -> int:
     except DetectorError as exc:
         log.error("no model to serve: %s", exc)
         return 2
-    if predictor.fallback_reason:
-        log.warning("serving the bundled model: %s", predictor.fallback_reason)
+    if predictor.fallback_reason:  # a configured Hub repo that failed deserves a warning; none set does not
+        level = logging.WARNING if env.get("DEEPFAKE_MODEL_REPO") else logging.INFO
+        log.log(level, "serving the bundled model: %s", predictor.fallback_reason)
     demo = build_demo(predictor)
     demo.queue(default_concurrency_limit=CONCURRENCY_LIMIT, max_size=256)
     host = env.get("GRADIO_SERVER_NAME", "127.0.0.1")
