@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import ROOT, TINY_TRAIN_ARGS, run_train
+from conftest import ROOT, run_train
 from deepfake_detector import bundle
 from deepfake_detector.errors import BundleError
 

@@ -127,8 +127,8 @@ def score_files(predictor, paths: list, degrade=None, batch_size: int = 64, prog
     for start in range(0, len(paths), batch_size):
         idx = range(start, min(start + batch_size, len(paths)))
         prepared = predictor.prepare_many([paths[i] for i in idx], degrade=degrade)
-        good = [i for i, item in zip(idx, prepared) if not isinstance(item, ImageError)]
-        ok[[i for i in idx if i not in good]] = False
+        ok[[i for i, item in zip(idx, prepared) if isinstance(item, ImageError)]] = False
+        good = [i for i in idx if ok[i]]
         if good:
             scores[good] = predictor.raw_scores(np.stack([prepared[i - start][0] for i in good]))
         if progress and (start // batch_size) % 5 == 0:

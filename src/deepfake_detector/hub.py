@@ -59,11 +59,6 @@ class ResolvedModel:
 
 
 # -- helpers -------------------------------------------------------------------------------------
-def bundled_model_dir() -> Path:
-    """The model shipped with the app: $DEEPFAKE_BUNDLED_MODEL, else <repo>/models/default."""
-    return bundle.bundled_model_dir()
-
-
 def _endpoint() -> str:
     """HF_ENDPOINT read at call time (huggingface_hub reads it once, at import)."""
     from huggingface_hub import constants
@@ -291,7 +286,7 @@ def _display(path: Path) -> str:
 def resolve_model(default_dir: str | Path | None = None) -> ResolvedModel:
     """The model to serve: the Hub repo in $DEEPFAKE_MODEL_REPO ($DEEPFAKE_MODEL_REVISION, default
     main) when it pulls and verifies, else the bundled one, with the reason."""
-    default = Path(default_dir) if default_dir is not None else bundled_model_dir()
+    default = Path(default_dir) if default_dir is not None else bundle.bundled_model_dir()
     bundled = ResolvedModel(default, f"bundled {_display(default)}")
     repo_id = os.environ.get(REPO_ENV, "").strip()
     if not repo_id:

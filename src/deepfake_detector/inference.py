@@ -21,7 +21,7 @@ import numpy as np
 from scipy.special import expit
 
 from . import bundle as bundle_io
-from .errors import BundleError, DetectorError, ImageError
+from .errors import DetectorError, ImageError
 from .faces import FaceCrop, crop_face
 from .imaging import load_image, resize_square
 
@@ -157,12 +157,10 @@ class Predictor:
         try:
             model_input, face, notes = self.prepare(source, crop)
         except ImageError as exc:
-            return Prediction(name, None, None, None, None, self.threshold, error=str(exc))
+            return self._failed(name, str(exc))
         p_fake = float(self.calibrate(self.raw_scores(model_input[None]))[0])
-        label = "fake" if p_fake >= self.threshold else "real"
-        confidence = p_fake if label == "fake" else 1.0 - p_fake
-        pred = Prediction(name, label, round(p_fake, 6), round(confidence, 6), face.face_found,
-                          self.threshold, notes, crop=model_input)
+        pred = self._scored(name, p_fake, face, notes)
+        pred.crop = model_input
         if explain:
             pred.heatmap = self.occlusion_map(model_input, p_fake)
         return pred
@@ -178,19 +176,24 @@ class Predictor:
             ready, results = [], {}
             for i, ((_, name), item) in enumerate(zip(chunk, prepared)):
                 if isinstance(item, ImageError):
-                    results[i] = Prediction(name, None, None, None, None, self.threshold, error=str(item))
+                    results[i] = self._failed(name, str(item))
                 else:
                     ready.append((i, name, *item))
             if ready:
                 p = self.calibrate(self.raw_scores(np.stack([r[2] for r in ready])))
                 for (i, name, _, face, notes), p_fake in zip(ready, p):
-                    p_fake = float(p_fake)
-                    label = "fake" if p_fake >= self.threshold else "real"
-                    conf = p_fake if label == "fake" else 1.0 - p_fake
-                    results[i] = Prediction(name, label, round(p_fake, 6), round(conf, 6),
-                                            face.face_found, self.threshold, notes)
+                    results[i] = self._scored(name, float(p_fake), face, notes)
             for i in range(len(chunk)):
                 yield results[i]
+
+    def _scored(self, name: str | None, p_fake: float, face: FaceCrop, notes: list[str]) -> Prediction:
+        label = "fake" if p_fake >= self.threshold else "real"
+        confidence = p_fake if label == "fake" else 1.0 - p_fake
+        return Prediction(name, label, round(p_fake, 6), round(confidence, 6), face.face_found,
+                          self.threshold, notes)
+
+    def _failed(self, name: str | None, error: str) -> Prediction:
+        return Prediction(name, None, None, None, None, self.threshold, error=error)
 
     def prepare_many(self, sources, crop: bool = True, degrade=None) -> list:
         """`prepare` for each source, in parallel; an unreadable one yields its ImageError instead."""
@@ -261,15 +264,13 @@ def load_served_predictor() -> Predictor:
     """The model the app serves: the Hub repo in DEEPFAKE_MODEL_REPO if it loads, else the bundled one."""
     from .hub import resolve_model
 
-    bundled_model_dir = bundle_io.bundled_model_dir
-
     resolved = resolve_model()
     try:
         predictor = Predictor(resolved.folder, source=resolved.source)
         predictor.fallback_reason = resolved.fallback_reason
         return predictor
     except DetectorError as exc:
-        bundled = bundled_model_dir()
+        bundled = bundle_io.bundled_model_dir()
         if Path(resolved.folder).resolve() == bundled.resolve():
             raise
         log.warning("model from %s refused (%s); serving the bundled model instead", resolved.source, exc)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import logging
 import os
 import platform
@@ -44,9 +43,8 @@ def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, argparse.Nam
         if isinstance(default, bool):
             p.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None)
         else:
-            kind = int if f.name in ("epochs", "batch_size", "image_size", "width", "patience", "seed",
-                                     "max_per_class", "warmup_epochs", "examples_per_class", "stem_stride") else \
-                float if isinstance(default, float) else str
+            # Annotations are strings ("int | None"): their first type names the flag's type.
+            kind = {"int": int, "float": float}.get(str(f.type).split("|")[0].strip(), str)
             p.add_argument(flag, dest=f.name, type=kind, default=None, help=f"default: {default}")
     args = p.parse_args(argv)
     cfg = TrainConfig.from_json(args.config) if args.config else TrainConfig()
@@ -173,7 +171,7 @@ def export(model, cfg: TrainConfig, work: Path, check_images: np.ndarray) -> dic
     return {"tflite_max_abs_diff": diff, "checked_images": int(len(x))}
 
 
-def copy_examples(cfg: TrainConfig, splits, predictor, work: Path) -> None:
+def copy_examples(cfg: TrainConfig, splits, work: Path) -> None:
     """Example images for the UI: from `extra.examples_dir` if set, else from the Test split."""
     from PIL import Image
 
@@ -258,7 +256,7 @@ def run(cfg: TrainConfig, resume: bool = False, cache_dir: str | None = None, ro
     metrics["best_epoch"] = int(np.argmin(history["val_loss"]) + 1) if history.get("val_loss") else None
     plot_all(metrics, history, work / "plots")
     bundle.write_json(work / "metrics.json", metrics)
-    copy_examples(cfg, splits, predictor, work)
+    copy_examples(cfg, splits, work)
     (work / "best.weights.h5").unlink(missing_ok=True)
     config["total_seconds"] = round(time.time() - started, 1)
     bundle.write_json(work / "config.json", config)

@@ -19,7 +19,7 @@ from PIL import Image
 
 from .errors import DetectorError, ImageError
 from .imaging import MAX_UPLOAD_MB
-from .inference import Predictor, overlay_heatmap
+from .inference import Prediction, Predictor, overlay_heatmap
 from .predict import WALK_SUFFIXES
 
 log = logging.getLogger(__name__)
@@ -108,11 +108,16 @@ def _batch_inputs(files: list[str]) -> tuple[list[Any], list[str], list[dict]]:
     return sources, names, rejected
 
 
-def _error_row(name: str, error: str) -> dict:
-    return {"file": name, "label": None, "p_fake": None, "confidence": None, "face_found": None, "error": error}
-
-
 BATCH_COLUMNS = ["file", "label", "p_fake", "confidence", "face_found", "error"]
+
+
+def _row(pred: Prediction) -> dict:
+    d = pred.to_dict()
+    return {k: d[k] for k in BATCH_COLUMNS}
+
+
+def _error_row(name: str, error: str) -> dict:
+    return _row(Prediction(name, None, None, None, None, None, error=error))
 
 
 def detect_batch(predictor: Predictor, files: list[str] | None, crop_face: bool = True):
@@ -120,9 +125,7 @@ def detect_batch(predictor: Predictor, files: list[str] | None, crop_face: bool 
     if not files:
         raise ImageError("no files uploaded: add images or a zip of images")
     sources, names, rows = _batch_inputs(files)
-    for pred in predictor.predict_many(sources, crop=crop_face, names=names):
-        d = pred.to_dict()
-        rows.append({k: d[k] for k in BATCH_COLUMNS})
+    rows += [_row(pred) for pred in predictor.predict_many(sources, crop=crop_face, names=names)]
     out = Path(tempfile.mkdtemp(prefix="deepfake-batch-")) / "predictions.csv"
     with open(out, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=BATCH_COLUMNS)
