@@ -254,3 +254,26 @@ def test_init_from_an_earlier_bundle(bundle_dir, dataset, tmp_path):
     assert ok.returncode == 0, ok.stderr[-2000:]
     assert f"starting from the weights of {bundle_dir}" in ok.stderr
     assert json.loads((tmp_path / "ok" / "config.json").read_text())["init_from"] == str(bundle_dir)
+
+
+def test_source_balance_repeats_small_sources_and_keeps_images_with_labels():
+    from deepfake_detector.data import Split, epoch_indices, make_tf_dataset
+
+    names = [f"big_{i}.jpg" for i in range(16)] + [f"small_{i}.jpg" for i in range(4)] + ["tiny_0.jpg"]
+    labels = np.array([i % 2 for i in range(len(names))], dtype=np.int32)
+    # Pixel value = 10 x index + label: every yielded image says which file and label it came from.
+    images = np.stack([np.full((4, 4, 3), 10 * i + labels[i], np.uint8) for i in range(len(names))])
+    split = Split("Train", [Path(n) for n in names], labels, images)
+
+    assert np.array_equal(epoch_indices(split, 0.0), np.arange(21))
+    counts = np.bincount(epoch_indices(split, 0.5), minlength=21)
+    assert counts[:16].tolist() == [1] * 16 and counts[16:20].tolist() == [2] * 4 and counts[20] == 4
+    counts = np.bincount(epoch_indices(split, 1.0), minlength=21)
+    assert counts[16] == 4 and counts[20] == 16
+
+    seen = []
+    for x, y in make_tf_dataset(split, 5, training=True, seed=0, indices=epoch_indices(split, 0.5)):
+        pixel = x.numpy()[:, 0, 0, 0].astype(int)
+        assert np.array_equal(pixel % 10, y.numpy().reshape(-1).astype(int))
+        seen += (pixel // 10).tolist()
+    assert sorted(seen) == sorted(epoch_indices(split, 0.5).tolist())

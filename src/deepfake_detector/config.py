@@ -16,9 +16,6 @@ from typing import Any
 KAGGLE_DATASET = "manjilkarki/deepfake-and-real-images"
 CLASS_NAMES = ("Real", "Fake")  # index 1 = positive class = P(fake)
 SPLITS = ("Train", "Validation", "Test")
-# Every image is brought to this square size before it reaches the model (training cache and
-# serving alike); the model resizes further to its own `image_size` internally.
-CANONICAL_SIZE = 256
 
 
 @dataclass
@@ -44,7 +41,9 @@ class TrainConfig:
     init_from: str | None = None  # a bundle folder whose weights start this run (same architecture)
     seed: int = 1337
     strategy: str = "default"  # default | mirrored | multiworker
-    cache: str = "memory"  # memory | none | a file path prefix
+    # 0: every Train image once per epoch. a > 0: images of a source (file-name prefix) with n
+    # images are repeated round((n_largest / n) ** a) times, so small sources are not drowned out.
+    source_balance: float = 0.0
     examples_per_class: int = 3
     push_to_hub: str | None = None
     private: bool = False

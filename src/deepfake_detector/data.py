@@ -216,20 +216,38 @@ def _redact(text: str) -> str:
     return text.replace(key, "***") if key else text
 
 
-def make_tf_dataset(split: Split, batch_size: int, training: bool, seed: int, augment: bool = False):
-    """Batches of (uint8 image -> float32, label); shuffled and augmented for training only."""
+def epoch_indices(split: Split, source_balance: float = 0.0) -> np.ndarray:
+    """Image indices of one training epoch: each once, or small sources repeated (see TrainConfig)."""
+    n = len(split.labels)
+    if source_balance <= 0:
+        return np.arange(n)
+    sources = np.asarray(split.sources)
+    names, counts = np.unique(sources, return_counts=True)
+    repeats = {name: max(1, round((counts.max() / c) ** source_balance)) for name, c in zip(names, counts)}
+    return np.repeat(np.arange(n), [repeats[s] for s in sources])
+
+
+def make_tf_dataset(split: Split, batch_size: int, training: bool, seed: int, augment: bool = False,
+                    indices: np.ndarray | None = None):
+    """Batches of (uint8 image -> float32, label); shuffled and augmented for training only.
+
+    `indices` (default: every image once) lists the images of one pass, repeats allowed.
+    """
     import tensorflow as tf
 
     images, labels = split.images, split.labels.astype(np.float32)
-    n, size = len(labels), images.shape[1]
+    size = images.shape[1]
+    indices = np.arange(len(labels)) if indices is None else np.asarray(indices, dtype=np.int64)
 
     def gather(idx):
-        idx = np.sort(idx)
-        return np.asarray(images[idx]), labels[idx]
+        order = np.argsort(idx)  # memory-mapped reads in file order, batch order kept
+        batch = np.empty((len(idx), size, size, 3), np.uint8)
+        batch[order] = images[idx[order]]
+        return batch, labels[idx]
 
-    ds = tf.data.Dataset.range(n)
+    ds = tf.data.Dataset.from_tensor_slices(indices)
     if training:
-        ds = ds.shuffle(n, seed=seed, reshuffle_each_iteration=True)
+        ds = ds.shuffle(len(indices), seed=seed, reshuffle_each_iteration=True)
     ds = ds.batch(batch_size)
     ds = ds.map(lambda idx: tf.numpy_function(gather, [idx], (tf.uint8, tf.float32)),
                 num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)

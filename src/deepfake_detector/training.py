@@ -81,15 +81,20 @@ def make_strategy(name: str):
 def fit(cfg: TrainConfig, splits, work: Path, resume: bool):
     import keras
 
-    from .data import make_tf_dataset
+    from .data import epoch_indices, make_tf_dataset
     from .model import build_model, compile_model
 
     strategy = make_strategy(cfg.strategy)
     replicas = strategy.num_replicas_in_sync
     global_batch = cfg.batch_size * replicas
-    train_ds = make_tf_dataset(splits["Train"], global_batch, training=True, seed=cfg.seed, augment=cfg.augment)
+    train_idx = epoch_indices(splits["Train"], cfg.source_balance)
+    if len(train_idx) > len(splits["Train"].labels):
+        log.info("source balance %.2f: %d Train images per epoch (from %d)", cfg.source_balance,
+                 len(train_idx), len(splits["Train"].labels))
+    train_ds = make_tf_dataset(splits["Train"], global_batch, training=True, seed=cfg.seed, augment=cfg.augment,
+                               indices=train_idx)
     val_ds = make_tf_dataset(splits["Validation"], global_batch, training=False, seed=cfg.seed)
-    steps = int(np.ceil(len(splits["Train"].labels) / global_batch))
+    steps = int(np.ceil(len(train_idx) / global_batch))
     with strategy.scope():
         model = compile_model(build_model(cfg), cfg, steps)
         if cfg.init_from:
