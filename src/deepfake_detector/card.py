@@ -58,6 +58,8 @@ def card_text(folder: Path, repo_id: str | None = None, asset_prefix: str = "") 
                        for k, v in metrics.get("robustness", {}).items())
     plots = "\n".join(f"![{p.stem}]({asset_prefix}plots/{p.name})" for p in sorted((folder / "plots").glob("*.png")))
     env = config.get("environment", {})
+    warm_start = (f"\nThis run started from the weights of the bundle `{config['init_from']}`; re-create that "
+                  f"bundle first with the command in its own `config.json`.\n") if config.get("init_from") else ""
     pull = (f" on the complete bundle under `{asset_prefix}` (sha256 manifest, TFLite copy, metrics):\n"
             f"`python -m deepfake_detector.hub pull {repo_id or 'OWNER/NAME'}`") if asset_prefix else ""
     text = f"""# {name}
@@ -80,7 +82,7 @@ Reproduce:
 ```bash
 {config['command']}
 ```
-
+{warm_start}
 ## Evaluation (Test split, served path with face crop)
 
 | metric | value |
