@@ -47,7 +47,7 @@ def tiny_bundle(tmp_path_factory) -> Path:
 @pytest.fixture
 def standin(monkeypatch, tmp_path):
     """A running stand-in Hub; huggingface_hub pointed at it, its cache and home under tmp_path."""
-    for name in (hub.REPO_ENV, hub.REVISION_ENV, hub.BUNDLED_ENV, hub.TIMEOUT_ENV, "HF_TOKEN",
+    for name in (hub.REPO_ENV, hub.REVISION_ENV, bundle.BUNDLED_ENV, hub.TIMEOUT_ENV, "HF_TOKEN",
                  "HUGGING_FACE_HUB_TOKEN", "HF_HUB_OFFLINE"):
         monkeypatch.delenv(name, raising=False)
     with HubStandIn() as server:
@@ -194,7 +194,7 @@ def test_resolve_without_repo_serves_bundled(standin, tmp_path, monkeypatch):
     # The default bundled folder: models/default of the repo, or $DEEPFAKE_BUNDLED_MODEL.
     assert hub.resolve_model().folder == Path(hub.__file__).resolve().parents[2] / "models" / "default"
     assert hub.resolve_model().source == "bundled models/default"
-    monkeypatch.setenv(hub.BUNDLED_ENV, str(tmp_path / "elsewhere"))
+    monkeypatch.setenv(bundle.BUNDLED_ENV, str(tmp_path / "elsewhere"))
     assert hub.resolve_model().folder == tmp_path / "elsewhere"
 
 

@@ -159,9 +159,12 @@ def examples(folder: str | Path) -> list[tuple[Path, str]]:
     return out
 
 
+BUNDLED_ENV = "DEEPFAKE_BUNDLED_MODEL"
+
+
 def bundled_model_dir() -> Path:
-    """The model shipped in the repo (`models/default`), or DEEPFAKE_BUNDLED_MODEL if set."""
-    override = os.environ.get("DEEPFAKE_BUNDLED_MODEL")
+    """The model shipped in the repo (`models/default`), or $DEEPFAKE_BUNDLED_MODEL if set."""
+    override = os.environ.get(BUNDLED_ENV)
     return Path(override) if override else Path(__file__).resolve().parents[2] / "models" / "default"
 
 

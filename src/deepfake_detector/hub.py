@@ -39,7 +39,6 @@ log = logging.getLogger(__name__)
 
 REPO_ENV = "DEEPFAKE_MODEL_REPO"
 REVISION_ENV = "DEEPFAKE_MODEL_REVISION"
-BUNDLED_ENV = "DEEPFAKE_BUNDLED_MODEL"
 TIMEOUT_ENV = "DEEPFAKE_HUB_TIMEOUT"
 DEFAULT_REVISION = "main"
 DEFAULT_TIMEOUT = 4.0  # seconds for the first request of a pull: a closed network fails fast
