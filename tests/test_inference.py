@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from conftest import ROOT
-from deepfake_detector.faces import crop_face
+from deepfake_detector.faces import frame_faces
 
 
 def portrait() -> Image.Image:
@@ -30,12 +30,13 @@ def photo_with_face() -> np.ndarray:
 
 def test_face_is_found_and_cropped():
     rgb = photo_with_face()
-    face = crop_face(rgb)
-    assert face.face_found and not face.whole_image
-    x, y, w, h = face.box
+    framing = frame_faces(rgb)
+    assert framing.kind == "faces" and len(framing.regions) == 1
+    region = framing.regions[0]
+    x, y, w, h = region.box
     assert w == h and 150 <= w <= 360
     assert 600 <= x + w / 2 <= 900 and 350 <= y + h / 2 <= 700  # centred on the pasted portrait
-    assert face.rgb.shape == (h, w, 3)
+    assert region.rgb.shape == (h, w, 3)
 
 
 def test_no_face_scores_the_whole_image(predictor):
@@ -47,7 +48,8 @@ def test_no_face_scores_the_whole_image(predictor):
 
 def test_crop_can_be_turned_off(predictor):
     pred = predictor.predict(photo_with_face(), crop=False)
-    assert pred.face_found is False and not any("no face" in n for n in pred.notes)
+    assert pred.face_found is False and pred.framing == "whole" and not any("no face" in n for n in pred.notes)
+    assert [f.box for f in pred.faces] == [[0, 0, 1024, 768]]
     cropped = predictor.predict(photo_with_face())
     assert cropped.face_found is True
 
@@ -57,6 +59,8 @@ def test_prediction_fields_and_consistency(predictor):
     d = pred.to_dict()
     assert d["file"] == "photo.jpg" and d["error"] is None
     assert d["label"] == ("fake" if d["p_fake"] >= d["threshold"] else "real")
+    assert d["verdict"] in ("fake", "real", "uncertain") and len(d["faces"]) == 1
+    assert d["faces"][0]["p_fake"] == d["p_fake"] and d["faces"][0]["index"] == 1
     assert d["confidence"] == pytest.approx(d["p_fake"] if d["label"] == "fake" else 1 - d["p_fake"])
     json.dumps(d)  # serialisable as is
 

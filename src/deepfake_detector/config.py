@@ -24,16 +24,26 @@ class TrainConfig:
     download_dir: str = "data"
     out: str | None = None  # None: artifacts/<run_name>
     run_name: str | None = None
-    architecture: str = "compact"  # see model.ARCHITECTURES
-    image_size: int = 128
+    architecture: str = "compact"  # see model.ARCHITECTURES, or keras:NAME for a keras.applications model
+    pretrained: bool | None = None  # ImageNet weights; None: on for efficientnet_lite0, off otherwise
+    image_size: int = 128  # side of the square image the model sees
+    # Training images are decoded at load_size (None: image_size) and augmented with random
+    # square crops whose side is crop_scale_min..1 of it, then resized to image_size.
+    load_size: int | None = None
+    crop_scale_min: float = 0.88
     width: int = 32  # base channel count of the compact architecture
     stem_stride: int = 1  # 2: the first conv reads full-resolution pixels at a quarter of the cost
     dropout: float = 0.3
+    drop_connect: float = 0.2  # stochastic depth of the deepest EfficientNet block
     epochs: int = 30
     batch_size: int = 32
-    learning_rate: float = 1e-4
-    cosine_decay: bool = True  # decay 1e-4 -> 0 over the run (after the warm epochs)
+    optimizer: str = "adam"  # adam | adamw
+    learning_rate: float = 1e-4  # peak learning rate
+    weight_decay: float = 0.0  # decoupled weight decay (adamw only)
+    cosine_decay: bool = True  # cosine decay from the peak to lr_floor x peak after the warm-up
+    lr_floor: float = 0.05
     warmup_epochs: int = 2
+    warmup_start: float = 1.0  # learning rate at step 0 as a fraction of the peak (1.0: hold the peak)
     label_smoothing: float = 0.0
     patience: int = 5
     augment: bool = True
@@ -58,6 +68,9 @@ class TrainConfig:
             raise ValueError(f"{path}: unknown setting(s) {', '.join(unknown)}; "
                              f"known: {', '.join(sorted(known))}")
         return cls(**data)
+
+    def use_pretrained(self) -> bool:
+        return self.architecture == "efficientnet_lite0" if self.pretrained is None else self.pretrained
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

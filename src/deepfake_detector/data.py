@@ -228,10 +228,13 @@ def epoch_indices(split: Split, source_balance: float = 0.0) -> np.ndarray:
 
 
 def make_tf_dataset(split: Split, batch_size: int, training: bool, seed: int, augment: bool = False,
-                    indices: np.ndarray | None = None):
+                    indices: np.ndarray | None = None, out_size: int | None = None,
+                    crop_scale_min: float = 0.88):
     """Batches of (uint8 image -> float32, label); shuffled and augmented for training only.
 
     `indices` (default: every image once) lists the images of one pass, repeats allowed.
+    Augmented images are random crops (side crop_scale_min..1 of the decoded size) resized to
+    `out_size` (default: the decoded size).
     """
     import tensorflow as tf
 
@@ -252,21 +255,24 @@ def make_tf_dataset(split: Split, batch_size: int, training: bool, seed: int, au
     ds = ds.map(lambda idx: tf.numpy_function(gather, [idx], (tf.uint8, tf.float32)),
                 num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     ds = ds.map(lambda x, y: (tf.ensure_shape(x, (None, size, size, 3)), tf.reshape(y, (-1, 1))))
+    out_size = out_size or size
     if training and augment:
-        ds = ds.unbatch().map(lambda x, y: (augment_image(x, seed), y),
+        ds = ds.unbatch().map(lambda x, y: (augment_image(x, out_size, crop_scale_min), y),
                               num_parallel_calls=tf.data.AUTOTUNE).batch(batch_size)
+    elif out_size != size:
+        ds = ds.map(lambda x, y: (tf.image.resize(x, (out_size, out_size), antialias=True), y))
     ds = ds.map(lambda x, y: (tf.cast(x, tf.float32), y))
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
-def augment_image(image, seed: int):
-    """Real-world degradations on one uint8 image: flip, small crop, colour, JPEG, rescale."""
+def augment_image(image, size: int, crop_scale_min: float = 0.88):
+    """Real-world degradations on one uint8 image: flip, crop, colour, JPEG, rescale -> size x size."""
     import tensorflow as tf
 
-    size = image.shape[0]
+    side = image.shape[0]
     image = tf.image.random_flip_left_right(image)
-    scale = tf.random.uniform([], 0.88, 1.0)
-    crop = tf.cast(scale * size, tf.int32)
+    scale = tf.random.uniform([], crop_scale_min, 1.0)
+    crop = tf.cast(scale * side, tf.int32)
     image = tf.image.random_crop(image, tf.stack([crop, crop, 3]))
     image = tf.image.resize(image, (size, size), antialias=True)
     image = tf.image.random_brightness(image, 20.0)

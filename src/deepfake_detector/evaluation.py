@@ -91,15 +91,64 @@ def binary_metrics(labels: np.ndarray, p: np.ndarray, threshold: float) -> dict:
     }
 
 
-def per_source(paths: list, labels: np.ndarray, p: np.ndarray, threshold: float) -> dict:
-    """Metrics per file-name prefix, for prefixes that hold both classes (else nothing)."""
+def choose_uncertain_band(p: np.ndarray, labels: np.ndarray, threshold: float,
+                          min_precision: float = 0.9) -> list[float]:
+    """[low, high) around the threshold where verdicts are too unreliable to state (Validation).
+
+    `high`: the lowest P(fake) from which "fake" verdicts are right at least `min_precision` of
+    the time; `low`: the highest below which "real" verdicts are. Between them: "uncertain".
+    """
+    order = np.argsort(p)
+    ps, ys = p[order], labels[order].astype(float)
+    high = threshold
+    for t in np.unique(ps[ps >= threshold]):
+        above = ys[ps >= t]
+        if above.mean() >= min_precision:
+            high = float(t)
+            break
+    else:
+        high = float(ps.max()) + 1e-6 if len(ps) else threshold
+    low = threshold
+    for t in np.unique(ps[ps <= threshold])[::-1]:
+        below = ys[ps < t]
+        if len(below) and 1.0 - below.mean() >= min_precision:
+            low = float(t)
+            break
+    else:
+        low = float(ps.min()) if len(ps) else threshold
+    return [round(min(low, threshold), 6), round(max(high, threshold), 6)]
+
+
+def selective(labels: np.ndarray, p: np.ndarray, threshold: float, band: list[float]) -> dict:
+    """How often the verdict is "uncertain", and how accurate the confident verdicts are."""
+    uncertain = (p >= band[0]) & (p < band[1])
+    confident = ~uncertain
+    correct = (p >= threshold).astype(int) == labels
+    return {"uncertain_rate": float(uncertain.mean()) if len(p) else None,
+            "selective_accuracy": float(correct[confident].mean()) if confident.any() else None}
+
+
+def per_source(paths: list, labels: np.ndarray, p: np.ndarray, threshold: float,
+               band: list[float] | None = None) -> dict:
+    """Metrics per file-name prefix. One-class sources get accuracy only (fake recall or real
+    specificity at the threshold), since ROC AUC is undefined within them."""
     sources = np.asarray([source_of(x) for x in paths])
     out = {}
     for s in sorted(set(sources.tolist())):
         mask = sources == s
-        if len(set(labels[mask].tolist())) == 2:
-            m = binary_metrics(labels[mask], p[mask], threshold)
-            out[s] = {k: m[k] for k in ("n", "accuracy", "roc_auc", "eer", "precision", "recall")}
+        y, ps = labels[mask], p[mask]
+        if len(set(y.tolist())) == 2:
+            m = binary_metrics(y, ps, threshold)
+            row = {k: m[k] for k in ("n", "accuracy", "roc_auc", "eer", "precision", "recall")}
+            row["classes"] = "both"
+        else:
+            correct = (ps >= threshold).astype(int) == y
+            row = {"n": int(mask.sum()), "accuracy": float(correct.mean()), "roc_auc": None, "eer": None,
+                   "classes": "fake only (accuracy = fake recall)" if y[0] == 1 else
+                   "real only (accuracy = real specificity)"}
+        if band is not None:
+            row.update(selective(y, ps, threshold, band))
+        out[s] = row
     return out if len(out) > 1 else {}
 
 
@@ -129,32 +178,39 @@ def score_files(predictor, paths: list, degrade=None, batch_size: int = 64, prog
         prepared = predictor.prepare_many([paths[i] for i in idx], degrade=degrade)
         ok[[i for i, item in zip(idx, prepared) if isinstance(item, ImageError)]] = False
         good = [i for i in idx if ok[i]]
-        if good:
-            scores[good] = predictor.raw_scores(np.stack([prepared[i - start][0] for i in good]))
+        if good:  # a picture scores as its most suspicious face, as served
+            items = [prepared[i - start] for i in good]
+            raw = predictor.raw_scores(np.concatenate([item.inputs for item in items]))
+            bounds = np.cumsum([0] + [len(item.inputs) for item in items])
+            scores[good] = [raw[a:b].max() for a, b in zip(bounds[:-1], bounds[1:])]
         if progress and (start // batch_size) % 5 == 0:
             log.info("%s: %d/%d", progress, idx[-1] + 1, len(paths))
     return scores, ok
 
 
 def evaluate_bundle(predictor, val_paths, val_labels, test_paths, test_labels, robustness: bool = True) -> dict:
-    """Fit calibration + threshold on Validation, then measure Test (clean and degraded)."""
+    """Fit calibration, threshold and uncertain band on Validation, then measure Test (clean and
+    degraded). Returns the metrics; `metrics["serving"]` holds what the served model needs."""
+    from .inference import calibrated
+
     val_raw, val_ok = score_files(predictor, val_paths, progress="scoring Validation")
     calibration = fit_calibration(val_raw[val_ok], val_labels[val_ok])
-    predictor.cal_a, predictor.cal_b = calibration["a"], calibration["b"]
-    val_p = predictor.calibrate(val_raw[val_ok])
+    val_p = calibrated(val_raw[val_ok], **calibration)
     threshold = choose_threshold(val_p, val_labels[val_ok])
-    predictor.threshold = threshold
+    band = choose_uncertain_band(val_p, val_labels[val_ok], threshold)
 
     test_raw, test_ok = score_files(predictor, test_paths, progress="scoring Test")
     y = test_labels[test_ok]
     kept = [p for p, k in zip(test_paths, test_ok) if k]
-    test_p = predictor.calibrate(test_raw[test_ok])
+    test_p = calibrated(test_raw[test_ok], **calibration)
     test = binary_metrics(y, test_p, threshold)
     test["ece_uncalibrated"] = expected_calibration_error(y, np.clip(test_raw[test_ok], 0, 1))
-    test["per_source"] = per_source(kept, y, test_p, threshold)
+    test.update(selective(y, test_p, threshold, band))
+    test["per_source"] = per_source(kept, y, test_p, threshold, band)
     result = {
-        "serving": {"threshold": threshold, "calibration": calibration,
-                    "preprocessing": "face crop (OpenCV Haar) -> square resize -> model"},
+        "serving": {"threshold": threshold, "calibration": calibration, "uncertain_band": band,
+                    "preprocessing": "BlazeFace faces framed at FaceSettings.crop_scale -> square resize -> "
+                                     "model; a picture scores as its most suspicious face"},
         "validation": binary_metrics(val_labels[val_ok], val_p, threshold),
         "test": test,
         "roc": _roc_points(y, test_p),
@@ -163,12 +219,12 @@ def evaluate_bundle(predictor, val_paths, val_labels, test_paths, test_labels, r
         result["robustness"] = {}
         for name, fn in (("jpeg_q50", jpeg_degrade(50)), ("half_size", half_size_degrade)):
             raw, ok = score_files(predictor, test_paths, degrade=fn, progress=f"scoring Test ({name})")
-            m = binary_metrics(test_labels[ok], predictor.calibrate(raw[ok]), threshold)
+            p = calibrated(raw[ok], **calibration)
+            m = binary_metrics(test_labels[ok], p, threshold)
             result["robustness"][name] = {
                 "accuracy": m["accuracy"], "roc_auc": m["roc_auc"],
                 "accuracy_drop": test["accuracy"] - m["accuracy"],
-                "per_source": per_source([p for p, k in zip(test_paths, ok) if k], test_labels[ok],
-                                         predictor.calibrate(raw[ok]), threshold),
+                "per_source": per_source([x for x, k in zip(test_paths, ok) if k], test_labels[ok], p, threshold),
             }
     return result
 
@@ -230,33 +286,57 @@ def plot_all(metrics: dict, history: dict[str, list[float]], folder: Path) -> li
     return written
 
 
-# -- re-evaluating an existing bundle --------------------------------------------------------------
-def reevaluate(bundle_dir: str | Path, data_dir: str | Path, robustness: bool = True) -> dict:
-    """Re-measure a bundle with the current serving code; rewrite metrics, plots, card, manifest."""
-    import shutil
-
+# -- sealing a bundle ----------------------------------------------------------------------------
+def seal(staging: Path, out: Path, data_splits: dict, robustness: bool = True, keep: dict | None = None) -> dict:
+    """The one way a bundle is finished: evaluate through the serving path, plot, write metrics and
+    the model card, then write the manifest and move the folder into place. Returns the metrics."""
     from . import bundle, card
-    from .data import scan
     from .inference import Predictor
 
-    bundle_dir = Path(bundle_dir)
-    bundle.verify(bundle_dir)
-    splits = scan(data_dir)
-    staging = bundle_dir.with_name(bundle_dir.name + ".partial")
-    shutil.rmtree(staging, ignore_errors=True)
-    shutil.copytree(bundle_dir, staging)
-    predictor = Predictor(staging, verify=False, source=f"bundle {bundle_dir}")
-    old = bundle.read_json(staging, "metrics.json")
-    metrics = evaluate_bundle(predictor, splits["Validation"].paths, splits["Validation"].labels,
-                              splits["Test"].paths, splits["Test"].labels, robustness=robustness)
-    for key in ("model", "best_epoch"):
-        if key in old:
-            metrics[key] = old[key]
+    from .export import QUANTIZED_TFLITE, choose_tflite
+
+    val, test = data_splits["Validation"], data_splits["Test"]
+    keep = dict(keep or {})
+    if (staging / QUANTIZED_TFLITE).is_file():
+        aucs = []
+        for name in ("model.tflite", QUANTIZED_TFLITE):
+            raw, ok = score_files(Predictor(staging, verify=False, tflite=name), test.paths,
+                                  progress=f"scoring Test with {name}")
+            aucs.append(binary_metrics(test.labels[ok], raw[ok], 0.5)["roc_auc"])
+        keep.setdefault("model", {})["quantization"] = choose_tflite(staging, *aucs)
+        log.info("TFLite served: %s", keep["model"]["quantization"])
+    predictor = Predictor(staging, verify=False, source=f"bundle {out}")
+    metrics = evaluate_bundle(predictor, val.paths, val.labels, test.paths, test.labels, robustness=robustness)
+    metrics.update(keep)
     plot_all(metrics, bundle.read_history(staging / "history.csv"), staging / "plots")
     bundle.write_json(staging / "metrics.json", metrics)
     card.write_card(staging)
-    bundle.finalize(staging, bundle_dir)
+    bundle.finalize(staging, out)
     return metrics
+
+
+def reevaluate(bundle_dir: str | Path, data_dir: str | Path, robustness: bool = True,
+               quantize: bool = False) -> dict:
+    """Re-measure a bundle with the current serving code; rewrite metrics, plots, card, manifest.
+
+    `quantize`: also try an int8 copy of model.keras and serve it if it keeps Test AUC (see export)."""
+    import shutil
+
+    from . import bundle
+    from .data import scan
+
+    bundle_dir = Path(bundle_dir)
+    bundle.verify(bundle_dir)
+    staging = bundle_dir.with_name(bundle_dir.name + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    shutil.copytree(bundle_dir, staging)
+    old = bundle.read_json(staging, "metrics.json")
+    if quantize:
+        from .export import add_quantized
+
+        add_quantized(staging, int(bundle.read_json(staging, "config.json")["image_size"]))
+    return seal(staging, bundle_dir, scan(data_dir), robustness,
+                keep={k: old[k] for k in ("model", "best_epoch") if k in old})
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -269,11 +349,13 @@ def main(argv: list[str] | None = None) -> int:
                                      description="Re-evaluate a bundle on a dataset in the Kaggle layout.")
     parser.add_argument("bundle_dir")
     parser.add_argument("--data-dir", required=True)
-    parser.add_argument("--no-robustness", action="store_true")
+    parser.add_argument("--no-robustness", action="store_true", help="skip the JPEG/half-size Test passes")
+    parser.add_argument("--quantize", action="store_true",
+                        help="try an int8 TFLite copy and serve it if Test AUC drops by at most 0.005")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
     try:
-        m = reevaluate(args.bundle_dir, args.data_dir, robustness=not args.no_robustness)
+        m = reevaluate(args.bundle_dir, args.data_dir, robustness=not args.no_robustness, quantize=args.quantize)
     except DetectorError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

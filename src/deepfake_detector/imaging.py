@@ -1,8 +1,8 @@
 """Turn any user file into a clean RGB array, or a clear `ImageError`.
 
-This is the only place images are decoded: the training cache and the serving path both
-call `load_image` + `resize_square`, so what the model sees at serving time is produced by
-exactly the code that produced its training data.
+Every still image is decoded here: the training cache and the serving path both call
+`load_image` + `resize_square`, so what the model sees at serving time is produced by exactly
+the code that produced its training data. (Video frames come from OpenCV in `video.py`.)
 """
 
 from __future__ import annotations
@@ -37,6 +37,29 @@ MAX_PIXELS = int(_env_float("DEEPFAKE_MAX_MEGAPIXELS", 40.0) * 1_000_000)
 class LoadedImage:
     rgb: np.ndarray  # H x W x 3, uint8
     notes: list[str] = field(default_factory=list)
+    mode: str = "RGB"  # the file's own colour mode before conversion ("L" = grayscale)
+    jpeg_quality: int | None = None  # estimated from the quantisation tables, JPEG files only
+
+
+# libjpeg's standard luminance quantisation table (quality 50), in natural order as Pillow reports it.
+_STD_LUMA = np.array([16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55, 14, 13, 16, 24, 40, 57,
+                      69, 56, 14, 17, 22, 29, 51, 87, 80, 62, 18, 22, 37, 56, 68, 109, 103, 77, 24, 35, 55,
+                      64, 81, 104, 113, 92, 49, 64, 78, 87, 103, 121, 120, 101, 72, 92, 95, 98, 112, 100,
+                      103, 99], dtype=np.float64)
+
+
+def estimate_jpeg_quality(im: Image.Image) -> int | None:
+    """Invert libjpeg's quality scaling of the luminance table (exact for libjpeg-made files)."""
+    tables = getattr(im, "quantization", None)
+    if not tables or 0 not in tables or len(tables[0]) != 64:
+        return None
+    table = np.asarray(tables[0], np.float64)
+    unclipped = (table > 1) & (table < 255)  # libjpeg clips scaled entries to 1..255
+    if not unclipped.any():
+        return 100 if table.max() <= 1 else 1
+    scale = float(np.median(table[unclipped] / _STD_LUMA[unclipped] * 100.0))
+    quality = (200.0 - scale) / 2.0 if scale <= 100.0 else 5000.0 / scale
+    return int(np.clip(round(quality), 1, 100))
 
 
 def _describe_non_image(head: bytes) -> str:
@@ -141,7 +164,8 @@ def load_image(
     if orientation not in (None, 1):
         notes.append(f"EXIF orientation {orientation} applied")
     rgb = _to_rgb(oriented, notes)
-    return LoadedImage(np.asarray(rgb, dtype=np.uint8).copy(), notes)
+    quality = estimate_jpeg_quality(im) if im.format == "JPEG" else None
+    return LoadedImage(np.asarray(rgb, dtype=np.uint8).copy(), notes, im.mode, quality)
 
 
 def _array_to_uint8(arr: np.ndarray) -> np.ndarray:

@@ -22,37 +22,76 @@ from scipy.special import expit
 
 from . import bundle as bundle_io
 from .errors import DetectorError, ImageError
-from .faces import FaceCrop, crop_face
+from .faces import FaceSettings, Framing, frame_faces
 from .imaging import load_image, resize_square
+from .ood import input_notes
 
 log = logging.getLogger(__name__)
+
+
+def calibrated(raw: np.ndarray, a: float, b: float) -> np.ndarray:
+    """Platt scaling of raw model outputs: sigmoid(a * logit(raw) + b)."""
+    raw = np.clip(np.asarray(raw, dtype=np.float64), 1e-7, 1 - 1e-7)
+    return expit(a * np.log(raw / (1 - raw)) + b)
+
+
+@dataclass
+class FaceResult:
+    """One scored area of a picture: a detected face (framed as in training) or the whole image."""
+    index: int  # 1-based, matches the numbers drawn on the image
+    box: list[int]  # x, y, w, h of the scored crop in the image
+    face_box: list[int] | None  # the detector's face box, when a face was detected
+    p_fake: float
+    label: str  # "fake" | "real" at the threshold
+    verdict: str  # "fake" | "real" | "uncertain"
+    confidence: float  # probability of `label`
 
 
 @dataclass
 class Prediction:
     file: str | None
-    label: str | None  # "fake" | "real"
-    p_fake: float | None  # calibrated probability
+    label: str | None  # "fake" | "real": the most suspicious face at the threshold
+    verdict: str | None  # "fake" | "real" | "uncertain" (inside the band chosen on Validation)
+    p_fake: float | None  # calibrated probability of the deciding face
     confidence: float | None  # probability of the predicted label
     face_found: bool | None
+    framing: str | None  # "faces" | "face_crop" | "no_face" | "whole" (cropping off)
     threshold: float | None
+    faces: list[FaceResult] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     error: str | None = None
     # Not serialised: arrays for the UI.
-    crop: np.ndarray | None = field(default=None, repr=False)
+    image: np.ndarray | None = field(default=None, repr=False)  # the decoded picture
+    crop: np.ndarray | None = field(default=None, repr=False)  # model input of the deciding face
     heatmap: np.ndarray | None = field(default=None, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
-        d.pop("crop"), d.pop("heatmap")
+        for key in ("image", "crop", "heatmap"):
+            d.pop(key)
         return d
 
     @property
-    def verdict(self) -> str:
+    def deciding_face(self) -> FaceResult | None:
+        return max(self.faces, key=lambda f: f.p_fake) if self.faces else None
+
+    @property
+    def headline(self) -> str:
         if self.error:
             return f"Error: {self.error}"
+        if self.verdict == "uncertain":
+            return f"Uncertain — the model cannot tell (P(fake) {self.p_fake:.2f}, threshold {self.threshold:.2f})"
         return (f"{self.label.capitalize()} — {self.confidence:.0%} confident "
                 f"(P(fake) = {self.p_fake:.2f}, threshold {self.threshold:.2f})")
+
+
+@dataclass
+class Prepared:
+    """What the model scores for one picture: the model inputs of every framed region, and why."""
+    image: np.ndarray  # decoded picture
+    inputs: np.ndarray  # n x size x size x 3 uint8, one per region
+    framing: Framing
+    notes: list[str]
 
 
 @functools.lru_cache(maxsize=1)
@@ -63,10 +102,9 @@ def _prepare_pool() -> ThreadPoolExecutor:
 class _TFLiteRunner:
     """A small pool of interpreters: each is single-threaded, the pool serves concurrent calls."""
 
-    def __init__(self, model_path: Path, size: int, pool_size: int = 2, threads: int = 1):
+    def __init__(self, model_path: Path, pool_size: int = 2, threads: int = 1):
         from ai_edge_litert.interpreter import Interpreter
 
-        self.size = size
         self._pool: queue.Queue = queue.Queue()
         for _ in range(pool_size):
             interp = Interpreter(model_path=str(model_path), num_threads=threads)
@@ -102,7 +140,7 @@ class _KerasRunner:
 
 class Predictor:
     def __init__(self, folder: str | Path, source: str | None = None, verify: bool = True,
-                 backend: str = "auto"):
+                 backend: str = "auto", tflite: str = "model.tflite"):
         self.folder = Path(folder)
         self.manifest = bundle_io.verify(self.folder) if verify else {}
         self.config = bundle_io.read_json(self.folder, "config.json")
@@ -114,15 +152,18 @@ class Predictor:
         self.image_size = int(self.config["image_size"])
         serving = self.metrics.get("serving", {})
         self.threshold = float(serving.get("threshold", 0.5))
+        band = serving.get("uncertain_band") or [self.threshold, self.threshold]
+        self.uncertain_band = (float(band[0]), float(band[1]))
+        self.face_settings = FaceSettings()
         cal = serving.get("calibration") or {"a": 1.0, "b": 0.0}
         self.cal_a, self.cal_b = float(cal["a"]), float(cal["b"])
-        tflite = self.folder / "model.tflite"
+        tflite = self.folder / tflite
         if backend == "keras" or (backend == "auto" and not tflite.is_file()):
             self.backend = "keras"
             self._run = _KerasRunner(self.folder)
         else:
             self.backend = "tflite"
-            self._run = _TFLiteRunner(tflite, self.image_size)
+            self._run = _TFLiteRunner(tflite)
         log.info("serving %s (%s, %s backend)", self.source, self.config.get("architecture"), self.backend)
 
     # -- the numbers ---------------------------------------------------------------------------
@@ -131,69 +172,78 @@ class Predictor:
         return self._run(np.asarray(images, dtype=np.float32))
 
     def calibrate(self, raw: np.ndarray) -> np.ndarray:
-        raw = np.clip(np.asarray(raw, dtype=np.float64), 1e-7, 1 - 1e-7)
-        logit = np.log(raw / (1 - raw))
-        return expit(self.cal_a * logit + self.cal_b)
+        return calibrated(raw, self.cal_a, self.cal_b)
 
-    def prepare(self, source, crop: bool = True, degrade=None) -> tuple[np.ndarray, FaceCrop, list[str]]:
-        """Decode + face crop + resize: the exact input the model sees, plus user-facing notes.
+    def prepare(self, source, crop: bool = True, degrade=None) -> Prepared:
+        """Decode + find and frame faces + resize: the exact inputs the model sees, plus notes.
 
         `degrade` (rgb -> rgb) alters the decoded image first; evaluation uses it for robustness.
         """
         loaded = load_image(source)
         if degrade is not None:
             loaded.rgb = degrade(loaded.rgb)
-        face = crop_face(loaded.rgb, enabled=crop)
-        notes = list(loaded.notes)
-        if crop and not face.face_found:
-            notes.append("no face found: scored the whole image")
-        return resize_square(face.rgb, self.image_size), face, notes
+        framing = frame_faces(loaded.rgb, enabled=crop, settings=self.face_settings)
+        inputs = np.stack([resize_square(r.rgb, self.image_size) for r in framing.regions])
+        notes = loaded.notes + framing.notes() + input_notes(loaded, framing, self.image_size)
+        return Prepared(loaded.rgb, inputs, framing, notes)
+
+    def verdict_of(self, p_fake: float) -> str:
+        low, high = self.uncertain_band
+        if low <= p_fake < high:
+            return "uncertain"
+        return "fake" if p_fake >= self.threshold else "real"
 
     # -- one image -----------------------------------------------------------------------------
     def predict(self, source, crop: bool = True, explain: bool = False, name: str | None = None) -> Prediction:
-        """Score one image. Bad input becomes `Prediction.error`, never an exception."""
+        """Score every face of one image. Bad input becomes `Prediction.error`, never an exception."""
         if name is None:
             name = str(source) if isinstance(source, (str, Path)) else None
         try:
-            model_input, face, notes = self.prepare(source, crop)
+            prepared = self.prepare(source, crop)
         except ImageError as exc:
             return self._failed(name, str(exc))
-        p_fake = float(self.calibrate(self.raw_scores(model_input[None]))[0])
-        pred = self._scored(name, p_fake, face, notes)
-        pred.crop = model_input
+        p = self.calibrate(self.raw_scores(prepared.inputs))
+        pred = self._scored(name, p, prepared)
+        pred.image = prepared.image
+        decider = int(np.argmax(p))
+        pred.crop = prepared.inputs[decider]
         if explain:
-            pred.heatmap = self.occlusion_map(model_input, p_fake)
+            pred.heatmap = self.occlusion_map(pred.crop, float(p[decider]))
         return pred
 
     def predict_many(self, sources, crop: bool = True, batch_size: int = 32, names=None):
-        """Yield a Prediction per source, batching the model calls."""
+        """Yield a Prediction per source, batching the model calls over all their faces."""
         sources = list(sources)
         names = names or [str(s) if isinstance(s, (str, Path)) else None for s in sources]
 
         for start in range(0, len(sources), batch_size):
             chunk = list(zip(sources[start:start + batch_size], names[start:start + batch_size]))
             prepared = self.prepare_many([src for src, _ in chunk], crop)
-            ready, results = [], {}
-            for i, ((_, name), item) in enumerate(zip(chunk, prepared)):
-                if isinstance(item, ImageError):
-                    results[i] = self._failed(name, str(item))
-                else:
-                    ready.append((i, name, *item))
-            if ready:
-                p = self.calibrate(self.raw_scores(np.stack([r[2] for r in ready])))
-                for (i, name, _, face, notes), p_fake in zip(ready, p):
-                    results[i] = self._scored(name, float(p_fake), face, notes)
-            for i in range(len(chunk)):
-                yield results[i]
+            ready = [item for item in prepared if not isinstance(item, ImageError)]
+            scores = iter(np.split(self.calibrate(self.raw_scores(np.concatenate([r.inputs for r in ready]))),
+                                   np.cumsum([len(r.inputs) for r in ready])[:-1])) if ready else iter(())
+            for (_, name), item in zip(chunk, prepared):
+                yield (self._failed(name, str(item)) if isinstance(item, ImageError)
+                       else self._scored(name, next(scores), item))
 
-    def _scored(self, name: str | None, p_fake: float, face: FaceCrop, notes: list[str]) -> Prediction:
-        label = "fake" if p_fake >= self.threshold else "real"
-        confidence = p_fake if label == "fake" else 1.0 - p_fake
-        return Prediction(name, label, round(p_fake, 6), round(confidence, 6), face.face_found,
-                          self.threshold, notes)
+    def _scored(self, name: str | None, p: np.ndarray, prepared: Prepared) -> Prediction:
+        faces = []
+        for i, (region, p_fake) in enumerate(zip(prepared.framing.regions, p), start=1):
+            p_fake = round(float(p_fake), 6)
+            label = "fake" if p_fake >= self.threshold else "real"
+            face_box = list(region.face.box) if region.face is not None else None
+            faces.append(FaceResult(i, list(region.box), face_box, p_fake, label, self.verdict_of(p_fake),
+                                    round(p_fake if label == "fake" else 1.0 - p_fake, 6)))
+        top = max(faces, key=lambda f: f.p_fake)  # the picture is as suspicious as its most suspicious face
+        notes = list(prepared.notes)
+        if len(faces) > 1:
+            notes.append(f"{len(faces)} faces scored; the verdict is that of face {top.index}, the most suspicious")
+        framing = prepared.framing
+        return Prediction(name, top.label, top.verdict, top.p_fake, top.confidence,
+                          framing.kind in ("faces", "face_crop"), framing.kind, self.threshold, faces, notes)
 
     def _failed(self, name: str | None, error: str) -> Prediction:
-        return Prediction(name, None, None, None, None, self.threshold, error=error)
+        return Prediction(name, None, None, None, None, None, None, self.threshold, error=error)
 
     def prepare_many(self, sources, crop: bool = True, degrade=None) -> list:
         """`prepare` for each source, in parallel; an unreadable one yields its ImageError instead."""
@@ -234,30 +284,19 @@ class Predictor:
         return {
             "source": self.source,
             "fallback_reason": self.fallback_reason,
-            "bundle": str(self.folder),
+            "bundle": self.folder.name,
             "architecture": self.config.get("architecture"),
             "input_size": self.image_size,
             "parameters": self.metrics.get("model", {}).get("parameters"),
             "backend": self.backend,
             "model_sha256": files.get(model_file, {}).get("sha256"),
             "threshold": self.threshold,
+            "uncertain_band": list(self.uncertain_band),
             # Not under a "path" key: Gradio would mistake the dict for a file to serve.
             "dataset": {("folder" if k == "path" else k): v for k, v in self.config.get("dataset", {}).items()},
             "test": {k: test.get(k) for k in ("n", "accuracy", "precision", "recall", "f1", "roc_auc",
                                                 "eer", "ece")},
         }
-
-
-def overlay_heatmap(rgb: np.ndarray, heat: np.ndarray, alpha: float = 0.7) -> np.ndarray:
-    """Blend a [0, 1] heatmap (any grid size) over an image as a red-yellow overlay."""
-    from PIL import Image
-
-    h, w = rgb.shape[:2]
-    heat_img = Image.fromarray((heat * 255).astype(np.uint8)).resize((w, h), Image.Resampling.BICUBIC)
-    hv = np.asarray(heat_img, dtype=np.float32)[..., None] / 255.0
-    color = np.concatenate([np.ones_like(hv), hv, np.zeros_like(hv)], axis=-1) * 255.0
-    weight = alpha * hv
-    return (rgb.astype(np.float32) * (1 - weight) + color * weight).clip(0, 255).astype(np.uint8)
 
 
 def load_served_predictor() -> Predictor:

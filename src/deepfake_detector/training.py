@@ -85,6 +85,10 @@ def fit(cfg: TrainConfig, splits, work: Path, resume: bool):
     from .model import build_model, compile_model
 
     strategy = make_strategy(cfg.strategy)
+    import tensorflow as tf
+
+    if tf.config.list_physical_devices("GPU"):  # float16 compute on GPUs; the head stays float32
+        keras.mixed_precision.set_global_policy("mixed_float16")
     replicas = strategy.num_replicas_in_sync
     global_batch = cfg.batch_size * replicas
     train_idx = epoch_indices(splits["Train"], cfg.source_balance)
@@ -92,7 +96,7 @@ def fit(cfg: TrainConfig, splits, work: Path, resume: bool):
         log.info("source balance %.2f: %d Train images per epoch (from %d)", cfg.source_balance,
                  len(train_idx), len(splits["Train"].labels))
     train_ds = make_tf_dataset(splits["Train"], global_batch, training=True, seed=cfg.seed, augment=cfg.augment,
-                               indices=train_idx)
+                               indices=train_idx, out_size=cfg.image_size, crop_scale_min=cfg.crop_scale_min)
     val_ds = make_tf_dataset(splits["Validation"], global_batch, training=False, seed=cfg.seed)
     steps = int(np.ceil(len(train_idx) / global_batch))
     with strategy.scope():
@@ -138,44 +142,6 @@ def start_from(model, folder: str) -> None:
     log.info("starting from the weights of %s", folder)
 
 
-def export(model, cfg: TrainConfig, work: Path, check_images: np.ndarray) -> dict:
-    """Write model.keras (no optimizer, no custom code) and model.tflite; prove they agree."""
-    import keras
-    import tensorflow as tf
-
-    clean = keras.models.clone_model(model)
-    clean.set_weights(model.get_weights())
-    clean.save(work / "model.keras")
-
-    import tempfile
-
-    size = cfg.image_size
-    with tempfile.TemporaryDirectory() as tmp:  # via a SavedModel: the direct route yields NaNs
-        archive = keras.export.ExportArchive()  # explicit endpoint: BatchNorm in inference mode
-        archive.track(clean)
-        archive.add_endpoint("serve", lambda x: clean(x, training=False),
-                             input_signature=[tf.TensorSpec([None, size, size, 3], tf.float32)])
-        archive.write_out(tmp, verbose=False)
-        (work / "model.tflite").write_bytes(tf.lite.TFLiteConverter.from_saved_model(tmp).convert())
-
-    from ai_edge_litert.interpreter import Interpreter
-
-    interp = Interpreter(model_path=str(work / "model.tflite"))
-    inp = interp.get_input_details()[0]
-    x = check_images.astype(np.float32)
-    interp.resize_tensor_input(inp["index"], x.shape)
-    interp.allocate_tensors()
-    interp.set_tensor(inp["index"], x)
-    interp.invoke()
-    lite = interp.get_tensor(interp.get_output_details()[0]["index"]).reshape(-1)
-    ref = np.asarray(clean(x, training=False)).reshape(-1)
-    diff = float(np.max(np.abs(lite - ref)))
-    if diff > 1e-4:
-        raise DetectorError(f"TFLite export disagrees with the Keras model by {diff:.2e} (> 1e-4)")
-    log.info("exported model.keras and model.tflite (max |difference| %.1e on %d images)", diff, len(x))
-    return {"tflite_max_abs_diff": diff, "checked_images": int(len(x))}
-
-
 def copy_examples(cfg: TrainConfig, splits, work: Path) -> None:
     """Example images for the UI: from `extra.examples_dir` if set, else from the Test split."""
     from PIL import Image
@@ -214,10 +180,10 @@ def environment_info() -> dict:
 # -- the run ---------------------------------------------------------------------------------------
 def run(cfg: TrainConfig, resume: bool = False, cache_dir: str | None = None, robustness: bool = True,
         argv: list[str] | None = None) -> Path:
-    from . import bundle, card
+    from . import bundle
     from .data import decode, download_kaggle, scan
-    from .evaluation import evaluate_bundle, plot_all
-    from .inference import Predictor
+    from .evaluation import seal
+    from .export import export_tflite
     from .model import count_flops
 
     started = time.time()
@@ -231,13 +197,13 @@ def run(cfg: TrainConfig, resume: bool = False, cache_dir: str | None = None, ro
 
     splits = scan(data_root, cfg.max_per_class, cfg.seed)
     log.info("dataset %s: %s", data_root, {s: sp.counts() for s, sp in splits.items()})
-    for name in ("Train", "Validation"):
-        decode(splits[name], cfg.image_size, cache_dir=cache_dir)
+    decode(splits["Train"], cfg.load_size or cfg.image_size, cache_dir=cache_dir)
+    decode(splits["Validation"], cfg.image_size, cache_dir=cache_dir)
     skipped = {name: splits[name].skipped for name in ("Train", "Validation")}
 
     set_seed(cfg.seed)
     model, train_seconds = fit(cfg, splits, work, resume)
-    export_check = export(model, cfg, work, splits["Validation"].images[:16])
+    export_check = export_tflite(model, cfg.image_size, work, splits["Validation"].images[:16])
     history = bundle.read_history(work / "history.csv")
 
     config = cfg.to_dict()
@@ -250,23 +216,14 @@ def run(cfg: TrainConfig, resume: bool = False, cache_dir: str | None = None, ro
         "train_seconds": round(train_seconds, 1),
         "epochs_run": len(history.get("loss", [])),
     })
-    bundle.write_json(work / "config.json", config)
-
-    predictor = Predictor(work, verify=False, source=f"training run {cfg.run_name}")
-    test = splits["Test"]
-    metrics = evaluate_bundle(predictor, splits["Validation"].paths, splits["Validation"].labels,
-                              test.paths, test.labels, robustness=robustness)
-    metrics["model"] = {"parameters": int(model.count_params()), "flops_per_image": count_flops(model),
-                        "tflite_bytes": (work / "model.tflite").stat().st_size, **export_check}
-    metrics["best_epoch"] = int(np.argmin(history["val_loss"]) + 1) if history.get("val_loss") else None
-    plot_all(metrics, history, work / "plots")
-    bundle.write_json(work / "metrics.json", metrics)
     copy_examples(cfg, splits, work)
     (work / "best.weights.h5").unlink(missing_ok=True)
-    config["total_seconds"] = round(time.time() - started, 1)
+    config["total_seconds"] = round(time.time() - started, 1)  # up to evaluation
     bundle.write_json(work / "config.json", config)
-    card.write_card(work)
-    bundle.finalize(work, out)
+    model_facts = {"parameters": int(model.count_params()), "flops_per_image": count_flops(model),
+                   "tflite_bytes": (work / "model.tflite").stat().st_size, **export_check}
+    best_epoch = int(np.argmin(history["val_loss"]) + 1) if history.get("val_loss") else None
+    metrics = seal(work, out, splits, robustness, keep={"model": model_facts, "best_epoch": best_epoch})
     t = metrics["test"]
     log.info("bundle written to %s: test accuracy %.3f, ROC AUC %s, threshold %.3f", out, t["accuracy"],
              f"{t['roc_auc']:.3f}" if t["roc_auc"] is not None else "n/a", metrics["serving"]["threshold"])

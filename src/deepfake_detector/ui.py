@@ -19,7 +19,7 @@ from PIL import Image
 
 from .errors import DetectorError, ImageError
 from .imaging import MAX_UPLOAD_MB
-from .inference import Prediction, Predictor, overlay_heatmap
+from .inference import FaceResult, Prediction, Predictor
 from .predict import WALK_SUFFIXES
 
 log = logging.getLogger(__name__)
@@ -63,22 +63,78 @@ def _user_errors(fn):
 
 
 # -- handlers ----------------------------------------------------------------------------------
+def overlay_heatmap(rgb: np.ndarray, heat: np.ndarray, alpha: float = 0.7) -> np.ndarray:
+    """Blend a [0, 1] heatmap (any grid size) over an image as a red-yellow overlay."""
+    from PIL import Image
+
+    h, w = rgb.shape[:2]
+    heat_img = Image.fromarray((heat * 255).astype(np.uint8)).resize((w, h), Image.Resampling.BICUBIC)
+    hv = np.asarray(heat_img, dtype=np.float32)[..., None] / 255.0
+    color = np.concatenate([np.ones_like(hv), hv, np.zeros_like(hv)], axis=-1) * 255.0
+    weight = alpha * hv
+    return (rgb.astype(np.float32) * (1 - weight) + color * weight).clip(0, 255).astype(np.uint8)
+
+
+VERDICT_COLOURS = {"fake": (220, 40, 40), "real": (30, 170, 70), "uncertain": (240, 170, 0)}
+
+
+def annotate_faces(image: np.ndarray, faces: list[FaceResult]) -> np.ndarray:
+    """The picture with each scored area boxed in its verdict's colour and numbered as in the table."""
+    import cv2
+
+    out = image.copy()
+    thickness = max(2, round(max(image.shape[:2]) / 300))
+    for face in faces:
+        x, y, w, h = face.box
+        colour = VERDICT_COLOURS[face.verdict]
+        cv2.rectangle(out, (x, y), (x + w - 1, y + h - 1), colour, thickness)
+        scale = max(0.6, thickness / 2)
+        label = str(face.index)
+        (tw, th), _ = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
+        cv2.rectangle(out, (x, y), (x + tw + 2 * thickness, y + th + 3 * thickness), colour, -1)
+        cv2.putText(out, label, (x + thickness, y + th + thickness), cv2.FONT_HERSHEY_SIMPLEX, scale,
+                    (255, 255, 255), thickness, cv2.LINE_AA)
+    return out
+
+
+FACE_COLUMNS = ["face", "verdict", "p_fake", "confidence", "box (x, y, w, h)"]
+
+
+def face_rows(pred: Prediction) -> list[list]:
+    return [[f.index, f.verdict, round(f.p_fake, 3), round(f.confidence, 3), ", ".join(map(str, f.box))]
+            for f in pred.faces]
+
+
+def verdict_markdown(pred: Prediction) -> str:
+    text = f"### {pred.headline}"
+    decider = pred.deciding_face
+    if len(pred.faces) > 1 and decider is not None:
+        text += f"\n\nDecided by face {decider.index} (the most suspicious of {len(pred.faces)})."
+    if pred.notes:
+        text += "\n\n" + "\n".join(f"- {n}" for n in pred.notes)
+    return text
+
+
+HEATMAP_LEGEND = ("Explanation: each cell was hidden in turn; **yellow/red** cells are those whose hiding moved "
+                  "P(fake) most *away from* the verdict, i.e. the evidence *for* it. Uncoloured cells barely "
+                  "mattered. Shown for the face that decided.")
+
+
 def detect(predictor: Predictor, image: str | np.ndarray | None, crop_face: bool = True, explain: bool = True):
-    """One image -> (result JSON, label probabilities, verdict text, model input, explanation)."""
+    """One image -> (result JSON, probabilities, verdict text, annotated picture, face table, explanation)."""
     if image is None:
         raise ImageError("no image uploaded: drop a face photo, paste one or use the webcam")
     name = Path(image).name if isinstance(image, str) else "upload"
     pred = predictor.predict(image, crop=crop_face, explain=explain, name=name)
     if pred.error:
         raise ImageError(pred.error)
-    result = pred.to_dict()
-    verdict = f"### {pred.verdict}"
-    if pred.notes:
-        verdict += "\n\n" + "\n".join(f"- {n}" for n in pred.notes)
     probabilities = {"fake": pred.p_fake, "real": 1.0 - pred.p_fake}
-    crop_view = np.asarray(Image.fromarray(pred.crop).resize((256, 256), Image.Resampling.NEAREST))
-    heat_view = overlay_heatmap(crop_view, pred.heatmap) if pred.heatmap is not None else None
-    return result, probabilities, verdict, crop_view, heat_view
+    heat_view = None
+    if pred.heatmap is not None:
+        crop_view = np.asarray(Image.fromarray(pred.crop).resize((256, 256), Image.Resampling.BILINEAR))
+        heat_view = overlay_heatmap(crop_view, pred.heatmap)
+    return (pred.to_dict(), probabilities, verdict_markdown(pred), annotate_faces(pred.image, pred.faces),
+            face_rows(pred), heat_view)
 
 
 def _batch_inputs(files: list[str]) -> tuple[list[Any], list[str], list[dict]]:
@@ -108,16 +164,20 @@ def _batch_inputs(files: list[str]) -> tuple[list[Any], list[str], list[dict]]:
     return sources, names, rejected
 
 
-BATCH_COLUMNS = ["file", "label", "p_fake", "confidence", "face_found", "error"]
+BATCH_COLUMNS = ["file", "label", "verdict", "p_fake", "confidence", "faces", "framing", "notes", "error"]
 
 
 def _row(pred: Prediction) -> dict:
     d = pred.to_dict()
-    return {k: d[k] for k in BATCH_COLUMNS}
+    row = {k: d[k] for k in BATCH_COLUMNS if k not in ("faces", "notes")}
+    # Per face: "index:verdict:p_fake" so a CSV row still says which face is suspicious.
+    row["faces"] = " ".join(f"{f['index']}:{f['verdict']}:{f['p_fake']:.3f}" for f in d["faces"])
+    row["notes"] = "; ".join(d["notes"])
+    return row
 
 
 def _error_row(name: str, error: str) -> dict:
-    return _row(Prediction(name, None, None, None, None, None, error=error))
+    return _row(Prediction(name, None, None, None, None, None, None, None, error=error))
 
 
 def detect_batch(predictor: Predictor, files: list[str] | None, crop_face: bool = True):
@@ -181,23 +241,30 @@ def build_demo(predictor: Predictor) -> gr.Blocks:
         with gr.Tab("Detect"):
             with gr.Row():
                 with gr.Column():
-                    image = SafeImage(type="filepath", label="Face image", sources=["upload", "clipboard", "webcam"])
-                    crop = gr.Checkbox(value=True, label="Crop to the largest face first")
-                    explain = gr.Checkbox(value=True, label="Show explanation heatmap")
+                    image = SafeImage(type="filepath", label="Photo", sources=["upload", "clipboard", "webcam"])
+                    crop = gr.Checkbox(value=True, label="Find faces and score each one (off: score the whole image)")
+                    explain = gr.Checkbox(value=True, label="Explain the deciding face (occlusion map, ~0.3 s)")
                     button = gr.Button("Detect", variant="primary")
                 with gr.Column():
                     verdict = gr.Markdown()
-                    label = gr.Label(num_top_classes=2, label="Probabilities")
-                    with gr.Row():
-                        crop_view = gr.Image(label="What the model scored", interactive=False)
-                        heat_view = gr.Image(label="Explanation (occlusion map)", interactive=False)
+                    label = gr.Label(num_top_classes=2, label="Probabilities (deciding face)")
+                    annotated = gr.Image(label="Faces scored (numbered; red fake, green real, amber uncertain)",
+                                         interactive=False)
+                    faces_table = gr.Dataframe(headers=FACE_COLUMNS, label="Every face", interactive=False)
+                    heat_view = gr.Image(label="Explanation (occlusion map)", interactive=False)
+                    gr.Markdown(HEATMAP_LEGEND)
                     details = gr.JSON(label="Result")
-            outputs = [details, label, verdict, crop_view, heat_view]
-            button.click(detect_fn, [image, crop, explain], outputs, api_name="predict")
-            examples = [[str(p)] for p, _ in _bundle_examples(predictor)]
+            outputs = [details, label, verdict, annotated, faces_table, heat_view]
+            # Clear first, so a failed request never leaves the previous verdict on screen.
+            button.click(lambda: (None, None, "", None, None, None), None, outputs, api_name=False,
+                         queue=False).then(detect_fn, [image, crop, explain], outputs, api_name="predict")
+            examples = _bundle_examples(predictor)
             if examples:
-                gr.Examples(examples, inputs=[image], outputs=outputs, fn=detect_fn, cache_examples=False,
-                            run_on_click=True, label="Examples (real and manipulated)")
+                gr.Examples([[str(p)] for p, _ in examples], inputs=[image], outputs=outputs, fn=detect_fn,
+                            cache_examples=False, run_on_click=True,
+                            example_labels=[f"{'Real photo' if kind == 'real' else 'Manipulated'} ({p.stem})"
+                                            for p, kind in examples],
+                            label="Examples (each labelled real or manipulated)")
         with gr.Tab("Batch"):
             files = gr.File(file_count="multiple", label="Images or a zip of images", type="filepath")
             batch_crop = gr.Checkbox(value=True, label="Crop to the largest face first")

@@ -1,0 +1,94 @@
+"""Keras model -> the files serving reads: model.keras, model.tflite, and a quantised TFLite copy.
+
+The TFLite files are checked against the Keras model before they enter a bundle; whether the
+quantised copy is served is decided on Test AUC when the bundle is sealed (`choose_tflite`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from .errors import DetectorError
+
+log = logging.getLogger(__name__)
+QUANTIZED_TFLITE = "model-int8.tflite"  # present only until the bundle is sealed
+MAX_AUC_LOSS = 0.005  # the quantised model is served when it loses at most this much Test ROC AUC
+
+
+def run_tflite(path: Path | str, batch: np.ndarray) -> np.ndarray:
+    """One batched call of a TFLite model (used by the export checks; serving pools interpreters)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interp = Interpreter(model_path=str(path))
+    inp = interp.get_input_details()[0]
+    interp.resize_tensor_input(inp["index"], batch.shape)
+    interp.allocate_tensors()
+    interp.set_tensor(inp["index"], batch.astype(np.float32))
+    interp.invoke()
+    return np.asarray(interp.get_tensor(interp.get_output_details()[0]["index"]), np.float64).reshape(-1)
+
+
+def _convert(model, image_size: int, quantize: bool) -> bytes:
+    import keras
+    import tensorflow as tf
+
+    with tempfile.TemporaryDirectory() as tmp:  # via a SavedModel: the direct route yields NaNs
+        archive = keras.export.ExportArchive()  # explicit endpoint: BatchNorm in inference mode
+        archive.track(model)
+        archive.add_endpoint("serve", lambda x: model(x, training=False),
+                             input_signature=[tf.TensorSpec([None, image_size, image_size, 3], tf.float32)])
+        archive.write_out(tmp, verbose=False)
+        converter = tf.lite.TFLiteConverter.from_saved_model(tmp)
+        if quantize:  # dynamic-range: int8 weights, float activations; no calibration data needed
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        return converter.convert()
+
+
+def export_tflite(model, image_size: int, folder: Path, check_images: np.ndarray) -> dict:
+    """Write model.keras (no optimizer, no custom code), model.tflite and model-int8.tflite."""
+    import keras
+
+    clean = keras.models.clone_model(model)
+    clean.set_weights(model.get_weights())
+    clean.save(folder / "model.keras")
+    (folder / "model.tflite").write_bytes(_convert(clean, image_size, quantize=False))
+    (folder / QUANTIZED_TFLITE).write_bytes(_convert(clean, image_size, quantize=True))
+    x = check_images.astype(np.float32)
+    ref = np.asarray(clean(x, training=False), np.float64).reshape(-1)
+    diff = float(np.max(np.abs(run_tflite(folder / "model.tflite", x) - ref)))
+    if diff > 1e-4:
+        raise DetectorError(f"TFLite export disagrees with the Keras model by {diff:.2e} (> 1e-4)")
+    int8_diff = float(np.max(np.abs(run_tflite(folder / QUANTIZED_TFLITE, x) - ref)))
+    log.info("exported model.keras and model.tflite (max |difference| %.1e on %d images; int8 copy %.1e)",
+             diff, len(x), int8_diff)
+    return {"tflite_max_abs_diff": diff, "int8_max_abs_diff": int8_diff, "checked_images": int(len(x))}
+
+
+def add_quantized(folder: Path, image_size: int) -> None:
+    """Write the int8 copy of an existing bundle's model.keras (for bundles exported without one)."""
+    from .bundle import load_keras_model
+
+    (folder / QUANTIZED_TFLITE).write_bytes(_convert(load_keras_model(folder), image_size, quantize=True))
+
+
+def choose_tflite(folder: Path, float_auc: float | None, quantized_auc: float | None) -> dict:
+    """Serve the int8 copy as model.tflite when it keeps Test AUC within MAX_AUC_LOSS; record both.
+
+    Only one TFLite file stays in the bundle (model.keras is the float reference), keeping it small.
+    """
+    quantized = folder / QUANTIZED_TFLITE
+    record = {"float32_test_roc_auc": float_auc, "int8_test_roc_auc": quantized_auc,
+              "max_auc_loss": MAX_AUC_LOSS, "float32_tflite_bytes": (folder / "model.tflite").stat().st_size,
+              "served": "float32"}
+    if float_auc is not None and quantized_auc is not None and quantized_auc >= float_auc - MAX_AUC_LOSS:
+        os.replace(quantized, folder / "model.tflite")
+        record["served"] = "int8"
+    else:
+        quantized.unlink()
+    record["tflite_bytes"] = (folder / "model.tflite").stat().st_size
+    return record
