@@ -25,11 +25,12 @@ sys.path.insert(0, str(REPO / "src"))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
-def parse_args(name: str, description: str) -> argparse.Namespace:
+def parse_args(name: str, description: str, model: bool = True) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog=f"bench_{name}.py", description=description)
     p.add_argument("--quick", action="store_true", help="few repetitions: a smoke run, not a measurement")
-    p.add_argument("--model", type=Path, default=REPO / "models" / "default",
-                   help="model bundle folder (default: models/default)")
+    if model:
+        p.add_argument("--model", type=Path, default=REPO / "models" / "default",
+                       help="model bundle folder (default: models/default)")
     p.add_argument("--json", type=Path, default=REPO / "benchmarks" / "results" / f"{name}.json",
                    help="where to write the results (default: benchmarks/results/%(default)s)")
     return p.parse_args()

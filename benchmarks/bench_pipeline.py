@@ -6,7 +6,7 @@ The pipeline (`make_tf_dataset` over an in-memory Split, with and without augmen
 train step (`train_on_batch` on fixed tensors, so no input cost) are timed separately; training
 is input-bound unless the pipeline is several times faster than the step (target: >= 3x),
 because during training both share the same CPU cores.
-`--model` is accepted for symmetry with the other benchmarks but unused: models are built fresh.
+Models are built fresh from configs/default.json (and the seed architecture at the same size).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import numpy as np
 import _common as bench  # first: puts src/ on sys.path
 
 from deepfake_detector.config import TrainConfig
-from deepfake_detector.data import Split, make_tf_dataset
+from deepfake_detector.data import Augmentation, Split, make_tf_dataset
 from deepfake_detector.model import build_model, compile_model
 
 TARGET_RATIO = 3.0
@@ -37,7 +37,7 @@ def synthetic_split(n: int, size: int, seed: int = 0) -> Split:
 
 def pipeline_rate(split: Split, batch: int, augment: bool, warmup: int = 2) -> dict:
     """Images/s over one epoch of the training dataset, first batches (start-up, buffers) excluded."""
-    ds = make_tf_dataset(split, batch, training=True, seed=0, augment=augment)
+    ds = make_tf_dataset(split, batch, training=True, seed=0, augment=Augmentation() if augment else None)
     it = iter(ds)
     for _ in range(warmup):
         next(it)
@@ -62,7 +62,7 @@ def step_rate(cfg: TrainConfig, steps: int, warmup: int) -> dict:
 
 
 def main() -> None:
-    args = bench.parse_args("pipeline", __doc__.splitlines()[0])
+    args = bench.parse_args("pipeline", __doc__.splitlines()[0], model=False)
     cfg = TrainConfig.from_json(bench.REPO / "configs" / "default.json")
     split = synthetic_split(512 if args.quick else 2048, cfg.image_size)
     augmented = pipeline_rate(split, cfg.batch_size, augment=True)
@@ -88,9 +88,9 @@ def main() -> None:
                       f"{len(split.labels)} images)", [
         ("pipeline, augmented", f"{augmented['images_per_s']:8.1f} images/s"),
         ("pipeline, no augmentation", f"{plain['images_per_s']:8.1f} images/s"),
-        (f"train step, compact w{cfg.width}", step(compact)),
+        (f"train step, {cfg.architecture}", step(compact)),
         ("train step, seed", step(seed)),
-        ("augmented pipeline / compact step", verdict(ratios["compact"])),
+        (f"augmented pipeline / {cfg.architecture} step", verdict(ratios["compact"])),
         ("augmented pipeline / seed step", verdict(ratios["seed"])),
     ])
     bench.write_results(args.json, "pipeline", args.quick, results)

@@ -72,8 +72,14 @@ def test_tflite_and_keras_agree(bundle_dir, dataset):
     lite = Predictor(bundle_dir)
     keras_pred = Predictor(bundle_dir, backend="keras")
     files = sorted((dataset / "Test").rglob("*.jpg"))[::5]
-    batch = np.stack([lite.prepare(f, crop=False)[0] for f in files])
-    np.testing.assert_allclose(lite.raw_scores(batch), keras_pred.raw_scores(batch), atol=1e-4)
+    batch = np.concatenate([lite.prepare(f, crop=False).inputs for f in files])
+    quantization = lite.metrics["model"]["quantization"]
+    # The float export is checked to 1e-4 at export time; an int8 copy is served only when it kept
+    # Test AUC, and then stays close to the float model on every image.
+    assert lite.metrics["model"]["tflite_max_abs_diff"] <= 1e-4
+    tolerance = 1e-4 if quantization["served"] == "float32" else 0.03
+    np.testing.assert_allclose(lite.raw_scores(batch), keras_pred.raw_scores(batch), atol=tolerance)
+    assert quantization["tflite_bytes"] == (bundle_dir / "model.tflite").stat().st_size
 
 
 def test_keras_model_loads_in_safe_mode(bundle_dir):
@@ -85,7 +91,12 @@ def test_keras_model_loads_in_safe_mode(bundle_dir):
 def test_progress_is_one_line_per_epoch(trained):
     _, result = trained
     log = result.stdout + result.stderr
-    assert log.count("Epoch 1/4") == 1 and "Epoch 4/4" in log
+    epoch_lines = [line for line in log.splitlines() if " epoch " in line and "/4: " in line]
+    assert [line.split(" epoch ")[1][:4] for line in epoch_lines] == ["1/4:", "2/4:", "3/4:", "4/4:"]
+    assert all("val_auc" in line and "min left" in line for line in epoch_lines)
+    # Nothing that looks like an error on a clean run.
+    for noise in ("UserWarning", "ran out of data", "Unknown", "Traceback"):
+        assert noise not in log
     assert "bundle written to" in log
 
 
@@ -184,12 +195,12 @@ def test_interrupted_training_resumes_to_the_same_epoch_count(tmp_path, dataset)
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     seen = ""
     deadline = time.time() + 240
-    while "Epoch 3/6" not in seen and time.time() < deadline:
+    while "epoch 2/6:" not in seen and time.time() < deadline:
         line = proc.stdout.readline()
         if not line:
             break
         seen += line
-    assert "Epoch 3/6" in seen, seen[-2000:]
+    assert "epoch 2/6:" in seen, seen[-2000:]
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
     partial = out.with_name("run.partial")
@@ -200,7 +211,7 @@ def test_interrupted_training_resumes_to_the_same_epoch_count(tmp_path, dataset)
 
     result = run_train([*args, "--resume"], cwd=tmp_path, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert "Epoch 1/6" not in result.stdout  # it did not start over
+    assert "epoch 1/6:" not in result.stdout + result.stderr  # it did not start over
     config = json.loads((out / "config.json").read_text())
     assert config["epochs_run"] == 6
     with open(out / "history.csv") as f:

@@ -18,46 +18,57 @@ CLASS_NAMES = ("Real", "Fake")  # index 1 = positive class = P(fake)
 SPLITS = ("Train", "Validation", "Test")
 
 
+def setting(default, help: str, choices: tuple | None = None, **kwargs):
+    """A TrainConfig field with its one-line documentation (shown by `train.py --help`)."""
+    if "default_factory" not in kwargs:
+        kwargs["default"] = default
+    return field(metadata={"help": help, "choices": choices}, **kwargs)
+
+
 @dataclass
 class TrainConfig:
-    data_dir: str | None = None  # None: download the Kaggle dataset into `download_dir`
-    download_dir: str = "data"
-    out: str | None = None  # None: artifacts/<run_name>
-    run_name: str | None = None
-    architecture: str = "compact"  # see model.ARCHITECTURES, or keras:NAME for a keras.applications model
-    pretrained: bool | None = None  # ImageNet weights; None: on for efficientnet_lite0, off otherwise
-    image_size: int = 128  # side of the square image the model sees
-    # Training images are decoded at load_size (None: image_size) and augmented with random
-    # square crops whose side is crop_scale_min..1 of it, then resized to image_size.
-    load_size: int | None = None
-    crop_scale_min: float = 0.88
-    width: int = 32  # base channel count of the compact architecture
-    stem_stride: int = 1  # 2: the first conv reads full-resolution pixels at a quarter of the cost
-    dropout: float = 0.3
-    drop_connect: float = 0.2  # stochastic depth of the deepest EfficientNet block
-    epochs: int = 30
-    batch_size: int = 32
-    optimizer: str = "adam"  # adam | adamw
-    learning_rate: float = 1e-4  # peak learning rate
-    weight_decay: float = 0.0  # decoupled weight decay (adamw only)
-    cosine_decay: bool = True  # cosine decay from the peak to lr_floor x peak after the warm-up
-    lr_floor: float = 0.05
-    warmup_epochs: int = 2
-    warmup_start: float = 1.0  # learning rate at step 0 as a fraction of the peak (1.0: hold the peak)
-    label_smoothing: float = 0.0
-    patience: int = 5
-    augment: bool = True
-    max_per_class: int | None = None
-    init_from: str | None = None  # a bundle folder whose weights start this run (same architecture)
-    seed: int = 1337
-    strategy: str = "default"  # default | mirrored | multiworker
-    # 0: every Train image once per epoch. a > 0: images of a source (file-name prefix) with n
-    # images are repeated round((n_largest / n) ** a) times, so small sources are not drowned out.
-    source_balance: float = 0.0
-    examples_per_class: int = 3
-    push_to_hub: str | None = None
-    private: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
+    data_dir: str | None = setting(None, "dataset folder in the Kaggle layout; unset: download from Kaggle")
+    download_dir: str = setting("data", "where the Kaggle download goes")
+    out: str | None = setting(None, "bundle folder to write (default artifacts/RUN_NAME)")
+    run_name: str | None = setting(None, "name of the run (default ARCHITECTURE-SIZE-TIMESTAMP)")
+    architecture: str = setting("compact", "network: efficientnet_lite0 (ImageNet-pretrained, offline), compact, "
+                                "seed, or keras:NAME for a keras.applications model (weights downloaded)")
+    pretrained: bool | None = setting(None, "start from ImageNet weights (default: on for efficientnet_lite0 "
+                                      "and keras:NAME, off for compact and seed)")
+    image_size: int = setting(128, "side of the square image the model sees")
+    load_size: int | None = setting(None, "side Train images are decoded at before random crops "
+                                    "(default: image_size)")
+    crop_scale_min: float = setting(0.88, "smallest random crop side, as a fraction of load_size")
+    width: int = setting(32, "base channel count of the compact architecture")
+    stem_stride: int = setting(1, "stride of the compact architecture's first convolution")
+    dropout: float = setting(0.3, "dropout before the classifier")
+    drop_connect: float = setting(0.2, "stochastic depth of the deepest EfficientNet block")
+    epochs: int = setting(30, "maximum number of epochs")
+    batch_size: int = setting(32, "images per step (per replica)")
+    optimizer: str = setting("adam", "optimizer", choices=("adam", "adamw"))
+    learning_rate: float = setting(1e-4, "peak learning rate")
+    weight_decay: float = setting(0.0, "decoupled weight decay (adamw only)")
+    cosine_decay: bool = setting(True, "cosine decay from the peak to lr_floor x peak after the warm-up")
+    lr_floor: float = setting(0.05, "final learning rate as a fraction of the peak")
+    warmup_epochs: int = setting(2, "epochs of linear warm-up before the decay")
+    warmup_start: float = setting(1.0, "learning rate at step 0 as a fraction of the peak (1.0: hold the peak)")
+    label_smoothing: float = setting(0.0, "label smoothing of the cross-entropy loss")
+    patience: int = setting(5, "stop after this many epochs without a better validation loss")
+    augment: bool = setting(True, "random crops, flips, colour jitter, rescaling and JPEG re-encoding")
+    rescale_prob: float = setting(0.3, "share of Train images scaled down to 50-90%% and back up")
+    jpeg_prob: float = setting(0.4, "share of Train images re-encoded as JPEG")
+    jpeg_quality_min: int = setting(40, "lowest JPEG quality of that re-encoding (highest 95)")
+    max_per_class: int | None = setting(None, "use at most this many images per class and split (quick runs)")
+    init_from: str | None = setting(None, "bundle folder whose weights start this run (same architecture)")
+    seed: int = setting(1337, "random seed of data order, augmentation and initialisation")
+    strategy: str = setting("default", "distribution strategy", choices=("default", "mirrored", "multiworker"))
+    source_balance: float = setting(0.0, "0: every Train image once per epoch; a > 0: images of a source with n "
+                                    "images repeat round((n_largest / n) ** a) times")
+    examples_per_class: int = setting(3, "example images per class copied into the bundle")
+    push_to_hub: str | None = setting(None, "Hub repo OWNER/NAME to push the finished bundle to")
+    private: bool = setting(False, "create the Hub repo private")
+    extra: dict[str, Any] = setting(None, "free-form notes (examples_dir, dataset_description)",
+                                    default_factory=dict)
 
     @classmethod
     def from_json(cls, path: str | Path) -> TrainConfig:
@@ -70,7 +81,9 @@ class TrainConfig:
         return cls(**data)
 
     def use_pretrained(self) -> bool:
-        return self.architecture == "efficientnet_lite0" if self.pretrained is None else self.pretrained
+        if self.pretrained is None:
+            return self.architecture == "efficientnet_lite0" or self.architecture.startswith("keras:")
+        return self.pretrained
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

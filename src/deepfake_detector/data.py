@@ -227,14 +227,26 @@ def epoch_indices(split: Split, source_balance: float = 0.0) -> np.ndarray:
     return np.repeat(np.arange(n), [repeats[s] for s in sources])
 
 
-def make_tf_dataset(split: Split, batch_size: int, training: bool, seed: int, augment: bool = False,
-                    indices: np.ndarray | None = None, out_size: int | None = None,
-                    crop_scale_min: float = 0.88):
+@dataclass(frozen=True)
+class Augmentation:
+    """Strengths of the training augmentation (from TrainConfig; see `augment_image`)."""
+    crop_scale_min: float = 0.88
+    rescale_prob: float = 0.3
+    jpeg_prob: float = 0.4
+    jpeg_quality_min: int = 40
+
+    @classmethod
+    def from_config(cls, cfg) -> Augmentation:
+        return cls(cfg.crop_scale_min, cfg.rescale_prob, cfg.jpeg_prob, cfg.jpeg_quality_min)
+
+
+def make_tf_dataset(split: Split, batch_size: int, training: bool, seed: int,
+                    augment: Augmentation | None = None, indices: np.ndarray | None = None,
+                    out_size: int | None = None):
     """Batches of (uint8 image -> float32, label); shuffled and augmented for training only.
 
     `indices` (default: every image once) lists the images of one pass, repeats allowed.
-    Augmented images are random crops (side crop_scale_min..1 of the decoded size) resized to
-    `out_size` (default: the decoded size).
+    Images come out at `out_size` (default: the decoded size).
     """
     import tensorflow as tf
 
@@ -249,6 +261,7 @@ def make_tf_dataset(split: Split, batch_size: int, training: bool, seed: int, au
         return batch, labels[idx]
 
     ds = tf.data.Dataset.from_tensor_slices(indices)
+    n_batches = int(np.ceil(len(indices) / batch_size))
     if training:
         ds = ds.shuffle(len(indices), seed=seed, reshuffle_each_iteration=True)
     ds = ds.batch(batch_size)
@@ -256,35 +269,36 @@ def make_tf_dataset(split: Split, batch_size: int, training: bool, seed: int, au
                 num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     ds = ds.map(lambda x, y: (tf.ensure_shape(x, (None, size, size, 3)), tf.reshape(y, (-1, 1))))
     out_size = out_size or size
-    if training and augment:
-        ds = ds.unbatch().map(lambda x, y: (augment_image(x, out_size, crop_scale_min), y),
+    if training and augment is not None:
+        ds = ds.unbatch().map(lambda x, y: (augment_image(x, out_size, augment), y),
                               num_parallel_calls=tf.data.AUTOTUNE).batch(batch_size)
     elif out_size != size:
         ds = ds.map(lambda x, y: (tf.image.resize(x, (out_size, out_size), antialias=True), y))
     ds = ds.map(lambda x, y: (tf.cast(x, tf.float32), y))
-    return ds.prefetch(tf.data.AUTOTUNE)
+    # A known length lets Keras show "step k/N" and an ETA instead of "Unknown" and a warning.
+    return ds.apply(tf.data.experimental.assert_cardinality(n_batches)).prefetch(tf.data.AUTOTUNE)
 
 
-def augment_image(image, size: int, crop_scale_min: float = 0.88):
+def augment_image(image, size: int, aug: Augmentation = Augmentation()):
     """Real-world degradations on one uint8 image: flip, crop, colour, JPEG, rescale -> size x size."""
     import tensorflow as tf
 
     side = image.shape[0]
     image = tf.image.random_flip_left_right(image)
-    scale = tf.random.uniform([], crop_scale_min, 1.0)
+    scale = tf.random.uniform([], aug.crop_scale_min, 1.0)
     crop = tf.cast(scale * side, tf.int32)
     image = tf.image.random_crop(image, tf.stack([crop, crop, 3]))
     image = tf.image.resize(image, (size, size), antialias=True)
     image = tf.image.random_brightness(image, 20.0)
     image = tf.image.random_contrast(image, 0.85, 1.15)
     image = tf.clip_by_value(image, 0.0, 255.0)
-    # Half of the images are degraded the way uploads are: down-and-up scaling, JPEG re-encoding.
+    # Some images are degraded the way uploads are: down-and-up scaling, JPEG re-encoding.
     down = tf.cast(tf.cast(size, tf.float32) * tf.random.uniform([], 0.5, 0.9), tf.int32)
-    image = tf.cond(tf.random.uniform([]) < 0.3,
+    image = tf.cond(tf.random.uniform([]) < aug.rescale_prob,
                     lambda: tf.image.resize(tf.image.resize(image, (down, down), antialias=True), (size, size)),
                     lambda: image)
     image = tf.cast(tf.round(image), tf.uint8)
-    image = tf.cond(tf.random.uniform([]) < 0.4,
-                    lambda: tf.image.random_jpeg_quality(image, 40, 95),
+    image = tf.cond(tf.random.uniform([]) < aug.jpeg_prob,
+                    lambda: tf.image.random_jpeg_quality(image, aug.jpeg_quality_min, 95),
                     lambda: image)
     return tf.ensure_shape(image, (size, size, 3))

@@ -9,6 +9,10 @@ class ImageError(DetectorError):
     """An input file that cannot be scored (empty, corrupt, too large, not an image...)."""
 
 
+class VideoError(DetectorError):
+    """A video that cannot be scored (empty, truncated, audio only, too long, not a video...)."""
+
+
 class DatasetError(DetectorError):
     """A dataset folder that does not have the expected layout or content."""
 

@@ -1,13 +1,16 @@
 """Command line: `python -m deepfake_detector.predict PATH... [--model DIR]`.
 
-Prints one JSON object per image on stdout (file, label, p_fake, confidence, face_found, notes,
-error); a progress bar and one line per unreadable file go to stderr. Exit status 0 when every
-image was scored, 1 when some could not be read, 2 when nothing could run (no model, no files).
+Prints one JSON object per image or video on stdout (images: kind "image", file, label, p_fake,
+confidence, face_found, notes, error; videos (.mp4 .webm .mov .avi .mkv): kind "video" and the
+`VideoPrediction` keys); progress bars and one line per unreadable file go to stderr. Exit status
+0 when every file was scored, 1 when some could not be read, 2 when nothing could run (no model,
+no files).
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import logging
 import sys
@@ -15,18 +18,24 @@ from pathlib import Path
 
 from .data import IMAGE_SUFFIXES
 from .errors import DetectorError
+from .video import VIDEO_SUFFIXES
 
 # Extensions worth trying when walking folders (explicit file arguments are always tried).
 WALK_SUFFIXES = IMAGE_SUFFIXES | {".gif", ".tif", ".tiff"}
 
 
+def is_video(path: Path) -> bool:
+    return path.suffix.lower() in VIDEO_SUFFIXES
+
+
 def expand(paths: list[str]) -> list[Path]:
-    """Files as given, folders walked recursively for image files, in a stable order."""
+    """Files as given, folders walked recursively for image and video files, in a stable order."""
     out: list[Path] = []
     for raw in paths:
         p = Path(raw)
         if p.is_dir():
-            out += sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in WALK_SUFFIXES)
+            out += sorted(f for f in p.rglob("*") if f.is_file()
+                          and (f.suffix.lower() in WALK_SUFFIXES or is_video(f)))
         else:
             out.append(p)
     return out
@@ -34,10 +43,13 @@ def expand(paths: list[str]) -> list[Path]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m deepfake_detector.predict", description=__doc__.splitlines()[0])
-    parser.add_argument("paths", nargs="+", help="image files or folders (searched recursively)")
+    parser.add_argument("paths", nargs="+", help="image or video files, or folders (searched recursively)")
     parser.add_argument("--model", help="bundle folder (default: what the app serves - Hub repo or bundled)")
     parser.add_argument("--no-crop", action="store_true", help="score whole images, no face crop")
     parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--fps", type=float, default=1.0, help="videos: frames sampled per second (default 1)")
+    parser.add_argument("--max-frames", type=int, default=64,
+                        help="videos: at most this many frames, spread over the clip (default 64)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s", stream=sys.stderr)
@@ -45,26 +57,58 @@ def main(argv: list[str] | None = None) -> int:
     from tqdm import tqdm
 
     from .inference import Predictor, load_served_predictor
+    from .video import VideoSettings
 
     try:
         predictor = Predictor(args.model) if args.model else load_served_predictor()
+        video_settings = VideoSettings(fps=args.fps, max_frames=args.max_frames)
     except DetectorError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     files = expand(args.paths)
     if not files:
-        print("error: no image files found in " + ", ".join(args.paths), file=sys.stderr)
+        print("error: no image or video files found in " + ", ".join(args.paths), file=sys.stderr)
         return 2
     failed = 0
-    bar = tqdm(total=len(files), file=sys.stderr, unit="img", disable=args.quiet, mininterval=0.5)
-    for pred in predictor.predict_many(files, crop=not args.no_crop, batch_size=args.batch_size):
-        if pred.error:
-            failed += 1
-            tqdm.write(f"{pred.file}: {pred.error}", file=sys.stderr)
-        print(json.dumps(pred.to_dict()), flush=True)
-        bar.update(1)
+    unit = "file" if any(is_video(f) for f in files) else "img"
+    bar = tqdm(total=len(files), file=sys.stderr, unit=unit, disable=args.quiet, mininterval=0.5)
+    # In the order given: runs of images are batched, videos are scored one by one.
+    for videos, group in itertools.groupby(files, key=is_video):
+        if videos:
+            results = (_video(predictor, path, video_settings, not args.no_crop, args.quiet) for path in group)
+        else:
+            results = ({"kind": "image", **pred.to_dict()} for pred in
+                       predictor.predict_many(list(group), crop=not args.no_crop, batch_size=args.batch_size))
+        for row in results:
+            if row["error"]:
+                failed += 1
+                tqdm.write(f"{row['file']}: {row['error']}", file=sys.stderr)
+            print(json.dumps(row), flush=True)
+            bar.update(1)
     bar.close()
     return 1 if failed else 0
+
+
+def _video(predictor, path: Path, settings, crop: bool, quiet: bool) -> dict:
+    """One video's JSON row (kind "video"), with a per-frame progress bar on stderr."""
+    from tqdm import tqdm
+
+    from .video import failed, predict_video
+
+    with tqdm(desc=path.name, file=sys.stderr, unit="frame", leave=False, disable=quiet, position=1,
+              mininterval=0.5) as frames:
+        def progress(done: int, total: int) -> None:
+            frames.total = total
+            frames.update(done - frames.n)
+
+        try:
+            result = predict_video(predictor, path, settings, crop=crop, progress=progress, name=str(path))
+        except DetectorError as exc:
+            result = failed(str(path), str(exc), predictor.threshold)
+        except Exception as exc:  # noqa: BLE001 - one bad file must not stop the others
+            logging.getLogger(__name__).debug("video failed", exc_info=True)
+            result = failed(str(path), f"the video could not be read ({type(exc).__name__})", predictor.threshold)
+    return {"kind": "video", **result.to_dict()}
 
 
 if __name__ == "__main__":

@@ -28,7 +28,9 @@ log = logging.getLogger("deepfake_detector.train")
 
 # -- set-up --------------------------------------------------------------------------------------
 def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, argparse.Namespace]:
-    p = argparse.ArgumentParser(prog="train.py", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="train.py", description=__doc__.splitlines()[0],
+                                epilog="Flags override the values of --config; defaults shown are those "
+                                       "without a config file (configs/default.json is the shipped model's).")
     p.add_argument("--config", help="JSON file of settings (see configs/); flags override it")
     p.add_argument("--resume", action="store_true",
                    help="continue an interrupted run of the same --out from its last finished epoch")
@@ -40,12 +42,14 @@ def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, argparse.Nam
             continue
         flag = "--" + f.name.replace("_", "-")
         default = getattr(defaults, f.name)
-        if isinstance(default, bool):
-            p.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None)
+        help_text = f"{f.metadata['help']} (default: {default})"
+        if isinstance(default, bool) or f.name == "pretrained":
+            p.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=help_text)
         else:
             # Annotations are strings ("int | None"): their first type names the flag's type.
             kind = {"int": int, "float": float}.get(str(f.type).split("|")[0].strip(), str)
-            p.add_argument(flag, dest=f.name, type=kind, default=None, help=f"default: {default}")
+            p.add_argument(flag, dest=f.name, type=kind, default=None, choices=f.metadata["choices"],
+                           help=help_text)
     args = p.parse_args(argv)
     cfg = TrainConfig.from_json(args.config) if args.config else TrainConfig()
     for f in dataclasses.fields(TrainConfig):
@@ -81,7 +85,7 @@ def make_strategy(name: str):
 def fit(cfg: TrainConfig, splits, work: Path, resume: bool):
     import keras
 
-    from .data import epoch_indices, make_tf_dataset
+    from .data import Augmentation, epoch_indices, make_tf_dataset
     from .model import build_model, compile_model
 
     strategy = make_strategy(cfg.strategy)
@@ -95,8 +99,9 @@ def fit(cfg: TrainConfig, splits, work: Path, resume: bool):
     if len(train_idx) > len(splits["Train"].labels):
         log.info("source balance %.2f: %d Train images per epoch (from %d)", cfg.source_balance,
                  len(train_idx), len(splits["Train"].labels))
-    train_ds = make_tf_dataset(splits["Train"], global_batch, training=True, seed=cfg.seed, augment=cfg.augment,
-                               indices=train_idx, out_size=cfg.image_size, crop_scale_min=cfg.crop_scale_min)
+    augmentation = Augmentation.from_config(cfg) if cfg.augment else None
+    train_ds = make_tf_dataset(splits["Train"], global_batch, training=True, seed=cfg.seed, augment=augmentation,
+                               indices=train_idx, out_size=cfg.image_size)
     val_ds = make_tf_dataset(splits["Validation"], global_batch, training=False, seed=cfg.seed)
     steps = int(np.ceil(len(train_idx) / global_batch))
     with strategy.scope():
@@ -119,14 +124,38 @@ def fit(cfg: TrainConfig, splits, work: Path, resume: bool):
         keras.callbacks.ModelCheckpoint(str(work / "best.weights.h5"), monitor="val_loss",
                                         save_best_only=True, save_weights_only=True),
     ]
-    verbose = 1 if sys.stdout.isatty() else 2  # one line per epoch in CI / log files
+    callbacks.append(_epoch_log_callback()(cfg.epochs))
     start = time.time()
-    model.fit(train_ds, validation_data=val_ds, epochs=cfg.epochs, callbacks=callbacks, verbose=verbose)
+    # A terminal gets Keras' progress bar within the epoch; logs get only EpochLog's line per epoch.
+    model.fit(train_ds, validation_data=val_ds, epochs=cfg.epochs, callbacks=callbacks, shuffle=False,
+              verbose=1 if sys.stdout.isatty() else 0)
     # EarlyStopping restores best weights only when it stops early; the checkpoint covers the rest,
     # including a resumed run whose best epoch happened before the interruption.
     if (work / "best.weights.h5").exists():
         model.load_weights(str(work / "best.weights.h5"))
     return model, time.time() - start
+
+
+def _epoch_log_callback():
+    import keras
+
+    class EpochLog(keras.callbacks.Callback):
+        """One line per epoch: metrics, time taken and the estimated time left."""
+
+        def __init__(self, epochs: int):
+            super().__init__()
+            self.epochs = epochs
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.started = time.time()
+
+        def on_epoch_end(self, epoch, logs=None):
+            took = time.time() - self.started
+            shown = " ".join(f"{k} {v:.4f}" for k, v in (logs or {}).items() if k != "learning_rate")
+            log.info("epoch %d/%d: %s (%.1f min; about %.0f min left at most)", epoch + 1, self.epochs, shown,
+                     took / 60, took * (self.epochs - epoch - 1) / 60)
+
+    return EpochLog
 
 
 def start_from(model, folder: str) -> None:

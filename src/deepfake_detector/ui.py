@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import functools
+import io
 import logging
 import tempfile
 import zipfile
@@ -17,15 +18,17 @@ import gradio as gr
 import numpy as np
 from PIL import Image
 
-from .errors import DetectorError, ImageError
+from .errors import DetectorError, ImageError, VideoError
 from .imaging import MAX_UPLOAD_MB
 from .inference import FaceResult, Prediction, Predictor
 from .predict import WALK_SUFFIXES
+from .serving import Gate, ResultFiles, ServingSettings, as_files
+from .video import (CLIP_RULE, MAX_FRAMES_LIMIT, MAX_VIDEO_MB, VideoPrediction, VideoSettings, predict_video,
+                    timeline_image, top_frames)
 
 log = logging.getLogger(__name__)
 MAX_BATCH_FILES = 200
 MAX_ZIP_BYTES = 200 * 1024 * 1024  # uncompressed, guards against zip bombs
-CONCURRENCY_LIMIT = 2  # one model call per CPU core; the queue holds the rest
 
 
 class SafeImage(gr.Image):
@@ -120,7 +123,7 @@ HEATMAP_LEGEND = ("Explanation: each cell was hidden in turn; **yellow/red** cel
                   "mattered. Shown for the face that decided.")
 
 
-def detect(predictor: Predictor, image: str | np.ndarray | None, crop_face: bool = True, explain: bool = True):
+def detect(predictor: Predictor, image: str | np.ndarray | None, crop_face: bool = True, explain: bool = False):
     """One image -> (result JSON, probabilities, verdict text, annotated picture, face table, explanation)."""
     if image is None:
         raise ImageError("no image uploaded: drop a face photo, paste one or use the webcam")
@@ -180,19 +183,48 @@ def _error_row(name: str, error: str) -> dict:
     return _row(Prediction(name, None, None, None, None, None, None, None, error=error))
 
 
-def detect_batch(predictor: Predictor, files: list[str] | None, crop_face: bool = True):
-    """Several images or zips -> (table rows, CSV file path)."""
+def detect_batch(predictor: Predictor, files: list[str] | None, crop_face: bool = True,
+                 results: ResultFiles | None = None):
+    """Several images or zips -> (table rows, CSV file path); the CSV goes to `results` when given."""
     if not files:
         raise ImageError("no files uploaded: add images or a zip of images")
     sources, names, rows = _batch_inputs(files)
     rows += [_row(pred) for pred in predictor.predict_many(sources, crop=crop_face, names=names)]
-    out = Path(tempfile.mkdtemp(prefix="deepfake-batch-")) / "predictions.csv"
-    with open(out, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=BATCH_COLUMNS)
-        writer.writeheader()
-        writer.writerows(rows)
+    text = io.StringIO(newline="")
+    writer = csv.DictWriter(text, fieldnames=BATCH_COLUMNS)
+    writer.writeheader()
+    writer.writerows(rows)
+    folder = results.new_folder() if results is not None else Path(tempfile.mkdtemp(prefix="deepfake-batch-"))
+    out = ResultFiles.write_bytes(folder, "predictions.csv", text.getvalue().encode())
     table = [[r[k] if r[k] is not None else "" for k in BATCH_COLUMNS] for r in rows]
-    return table, str(out)
+    return table, out
+
+
+def video_markdown(result: VideoPrediction) -> str:
+    faces = sum(f.face_found for f in result.frames)
+    text = (f"### {result.headline}\n\n**Rule:** {result.rule}.\n\n{result.frames_sampled} frames sampled over "
+            f"{result.duration_s:.1f} s (the video runs at {result.fps:g} fps); a face was found in {faces}.")
+    if result.notes:
+        text += "\n\n" + "\n".join(f"- {n}" for n in result.notes)
+    return text
+
+
+def detect_video(predictor: Predictor, video: str | None, crop_face: bool = True, fps: float | None = 1.0,
+                 max_frames: int | None = 64, progress=gr.Progress(), results: ResultFiles | None = None):
+    """A clip -> (result JSON, verdict text, timeline plot, top frames as [(picture, caption)])."""
+    if not video:
+        raise VideoError("no video uploaded: drop an MP4, WebM, MOV, AVI or MKV file")
+    settings = VideoSettings(fps=1.0 if fps is None else float(fps),
+                             max_frames=64 if max_frames is None else max_frames)
+    progress(0, desc="Opening the video")
+    result = predict_video(predictor, video, settings, crop=crop_face, name=Path(video).name,
+                           progress=lambda done, total: progress((done, total), desc="Scoring frames", unit="frames"))
+    gallery = top_frames(result)
+    if results is not None:  # written once each under a fresh name, like the other handlers' pictures
+        folder = results.new_folder()
+        gallery = [(results.write_image(folder, f"frame_{i}.jpg", rgb), caption)
+                   for i, (rgb, caption) in enumerate(gallery, start=1)]
+    return result.to_dict(), video_markdown(result), timeline_image(result, predictor.uncertain_band), gallery
 
 
 def model_info(predictor: Predictor) -> dict:
@@ -231,19 +263,31 @@ def evaluation_markdown(predictor: Predictor) -> str:
 
 
 # -- layout --------------------------------------------------------------------------------------
-def build_demo(predictor: Predictor) -> gr.Blocks:
-    detect_fn = _user_errors(functools.partial(detect, predictor))
-    batch_fn = _user_errors(functools.partial(detect_batch, predictor))
+def build_demo(predictor: Predictor, settings: ServingSettings | None = None) -> gr.Blocks:
+    settings = settings or ServingSettings.from_env()
+    # CPU-heavy handlers run through the gate: `workers` at a time, `queue_size` waiting, the rest
+    # told at once that the detector is busy. Their pictures come back as files written once each.
+    gate = Gate(settings.workers, settings.queue_size)
+    results = ResultFiles(ttl_s=settings.result_ttl_s)
+    detect_fn = gate.wrap(_user_errors(as_files(results, {3: "faces.jpg", 5: "explanation.jpg"})(
+        functools.partial(detect, predictor))))
+    batch_fn = gate.wrap(_user_errors(functools.partial(detect_batch, predictor, results=results)))
+    video_fn = gate.wrap(_user_errors(as_files(results, {2: "timeline.png"})(
+        functools.partial(detect_video, predictor, results=results))))
     info_fn = _user_errors(functools.partial(model_info, predictor))
-    with gr.Blocks(title="Deepfake detector", analytics_enabled=False) as demo:
+    # Gradio deletes uploads and result files `result_ttl_s` after they were written.
+    with gr.Blocks(title="Deepfake detector", analytics_enabled=False,
+                   delete_cache=(max(15, settings.result_ttl_s // 4), settings.result_ttl_s)) as demo:
         gr.Markdown("# Deepfake detector\nUpload a face photo: the model says whether it is **real** or a "
                     "**deepfake**, how sure it is, and which regions drove the decision.")
         with gr.Tab("Detect"):
             with gr.Row():
                 with gr.Column():
-                    image = SafeImage(type="filepath", label="Photo", sources=["upload", "clipboard", "webcam"])
+                    image = SafeImage(type="filepath", label="Photo", sources=["upload", "clipboard", "webcam"],
+                                      image_mode=None)  # our loader converts modes, Gradio must not re-encode
                     crop = gr.Checkbox(value=True, label="Find faces and score each one (off: score the whole image)")
-                    explain = gr.Checkbox(value=True, label="Explain the deciding face (occlusion map, ~0.3 s)")
+                    explain = gr.Checkbox(value=False, label="Explain the deciding face (occlusion map: "
+                                                             "64 more model calls, ~0.25 s)")
                     button = gr.Button("Detect", variant="primary")
                 with gr.Column():
                     verdict = gr.Markdown()
@@ -257,21 +301,49 @@ def build_demo(predictor: Predictor) -> gr.Blocks:
             outputs = [details, label, verdict, annotated, faces_table, heat_view]
             # Clear first, so a failed request never leaves the previous verdict on screen.
             button.click(lambda: (None, None, "", None, None, None), None, outputs, api_name=False,
-                         queue=False).then(detect_fn, [image, crop, explain], outputs, api_name="predict")
+                         queue=False).then(detect_fn, [image, crop, explain], outputs, api_name="predict",
+                                           concurrency_limit=None)  # the gate limits it
             examples = _bundle_examples(predictor)
             if examples:
-                gr.Examples([[str(p)] for p, _ in examples], inputs=[image], outputs=outputs, fn=detect_fn,
+                gr.Examples([[str(p), True, True] for p, _ in examples], inputs=[image, crop, explain],
+                            outputs=outputs, fn=detect_fn,
                             cache_examples=False, run_on_click=True,
                             example_labels=[f"{'Real photo' if kind == 'real' else 'Manipulated'} ({p.stem})"
                                             for p, kind in examples],
                             label="Examples (each labelled real or manipulated)")
+            with gr.Accordion("Video", open=False):
+                with gr.Row():
+                    with gr.Column():
+                        video = gr.Video(label="Video (MP4, WebM, MOV, AVI, MKV)", sources=["upload"],
+                                         include_audio=True)  # as uploaded: no re-encoding
+                        video_crop = gr.Checkbox(value=True, label="Find faces and follow the main one "
+                                                                   "(off: score whole frames)")
+                        with gr.Row():
+                            video_fps = gr.Number(value=1.0, minimum=0.05, maximum=30,
+                                                  label="Frames per second sampled")
+                            video_max = gr.Number(value=64, minimum=1, maximum=MAX_FRAMES_LIMIT, precision=0,
+                                                  label="At most this many frames (spread over the clip)")
+                        video_button = gr.Button("Detect in video", variant="primary")
+                        gr.Markdown(f"Frames are sampled uniformly and scored like photos; the main face is "
+                                    f"followed from frame to frame. Verdict rule: {CLIP_RULE}.")
+                    with gr.Column():
+                        video_verdict = gr.Markdown()
+                        timeline = gr.Image(label="P(fake) per sampled frame (dashed: threshold)", interactive=False)
+                        top_gallery = gr.Gallery(label="Highest-scoring frames (main face boxed)", columns=2,
+                                                 interactive=False)
+                        video_details = gr.JSON(label="Result")
+            video_outputs = [video_details, video_verdict, timeline, top_gallery]
+            video_button.click(lambda: (None, "", None, None), None, video_outputs, api_name=False,
+                               queue=False).then(video_fn, [video, video_crop, video_fps, video_max], video_outputs,
+                                                 api_name="predict_video", concurrency_limit=None)  # the gate limits it
         with gr.Tab("Batch"):
             files = gr.File(file_count="multiple", label="Images or a zip of images", type="filepath")
             batch_crop = gr.Checkbox(value=True, label="Crop to the largest face first")
             batch_button = gr.Button("Score all", variant="primary")
             table = gr.Dataframe(headers=BATCH_COLUMNS, label="Predictions", interactive=False)
             csv_file = gr.File(label="CSV download")
-            batch_button.click(batch_fn, [files, batch_crop], [table, csv_file], api_name="predict_batch")
+            batch_button.click(batch_fn, [files, batch_crop], [table, csv_file], api_name="predict_batch",
+                               concurrency_limit=None)  # the gate limits it
         with gr.Tab("Evaluation"):
             gr.Markdown(evaluation_markdown(predictor))
             with gr.Row():
@@ -282,9 +354,16 @@ def build_demo(predictor: Predictor) -> gr.Blocks:
                         gr.Image(str(plot), label=title, interactive=False)
             info_json = gr.JSON(label="Model info")
             info_button = gr.Button("Refresh model info")
-            info_button.click(info_fn, None, info_json, api_name="model_info")
+            info_button.click(info_fn, None, info_json, api_name="model_info", concurrency_limit=None)
             demo.load(info_fn, None, info_json, api_name=False)
-        gr.Markdown(f"Uploads up to {MAX_UPLOAD_MB:.0f} MB. A score is evidence, not proof: see the "
+
+        def server_status() -> dict:
+            """Requests running and waiting now, and the limits (cheap: never waits behind the model)."""
+            return gate.status()
+
+        gr.api(server_status, api_name="server_status", concurrency_limit=None)
+        gr.Markdown(f"Uploads up to {MAX_UPLOAD_MB:.0f} MB (videos {MAX_VIDEO_MB:.0f} MB). A score is evidence, "
+                    "not proof: see the "
                     "Evaluation tab for how this model was measured and its limits.")
     return demo
 
@@ -307,11 +386,15 @@ def launch(env) -> int:
     if predictor.fallback_reason:  # a configured Hub repo that failed deserves a warning; none set does not
         level = logging.WARNING if env.get("DEEPFAKE_MODEL_REPO") else logging.INFO
         log.log(level, "serving the bundled model: %s", predictor.fallback_reason)
-    demo = build_demo(predictor)
-    demo.queue(default_concurrency_limit=CONCURRENCY_LIMIT, max_size=256)
+    settings = ServingSettings.from_env(env)
+    demo = build_demo(predictor, settings)
+    # No Gradio-level limit: the gate in build_demo bounds the heavy handlers and answers 'busy';
+    # Gradio's own queue limit is only a backstop against floods (its message is generic).
+    demo.queue(default_concurrency_limit=None, max_size=max(256, 4 * (settings.workers + settings.queue_size)))
     host = env.get("GRADIO_SERVER_NAME", "127.0.0.1")
     port = int(env.get("GRADIO_SERVER_PORT", "7860"))
-    log.info("serving %s on http://%s:%d", predictor.source, host, port)
-    demo.launch(server_name=host, server_port=port, max_file_size=f"{MAX_UPLOAD_MB:.0f}mb",
+    log.info("serving %s on http://%s:%d (%s)", predictor.source, host, port, settings)
+    upload_mb = max(settings.max_upload_mb, MAX_VIDEO_MB)  # videos may be larger; imaging.py holds photos to theirs
+    demo.launch(server_name=host, server_port=port, max_file_size=f"{upload_mb:.0f}mb",
                 allowed_paths=[str(predictor.folder)], ssr_mode=False)
     return 0

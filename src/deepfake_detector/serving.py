@@ -1,0 +1,213 @@
+"""Serving under load: settings, admission (a bounded wait, then a clear 'busy'), result files.
+
+- `ServingSettings`: the app's serving knobs, read once from the environment.
+- `Gate`: runs the CPU-heavy handlers on `workers` threads; at most `queue_size` requests wait
+  for one, and a request beyond that is refused at once with `BUSY_MESSAGE` (a `gr.Error`, so the
+  browser shows it and `gradio_client` raises it) instead of waiting until its client times out.
+  Waiting requests are coroutines on the event loop, not threads, so a burst costs no threads and
+  the web server stays responsive.
+- `ResultFiles`: every image a request returns is written by us, once, to a name no other request
+  uses, inside Gradio's cache folder (so Gradio serves it without copying). Gradio's own handling
+  of numpy outputs writes identical results of concurrent requests to the *same* hash-named file,
+  in place, so one request's download could read another's half-written copy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import functools
+import logging
+import os
+import shutil
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import numpy as np
+from PIL import Image
+
+log = logging.getLogger(__name__)
+
+BUSY_MESSAGE = ("The detector is busy: {running} requests are running and {waiting} are waiting, as many as "
+                "it holds. Try again in a few seconds.")
+
+
+def _env_int(env: Mapping[str, str], name: str, default: int, minimum: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        log.warning("%s=%r is not an integer; using %d", name, raw, default)
+        return default
+    return max(minimum, value)
+
+
+@dataclass(frozen=True)
+class ServingSettings:
+    """How the app serves requests (environment variables in brackets, documented in the README)."""
+    workers: int = 2  # requests computed at once [DEEPFAKE_WORKERS]; default: one per CPU core
+    queue_size: int = 64  # requests that may wait for a worker; more get 'busy' [DEEPFAKE_QUEUE_SIZE]
+    result_ttl_s: int = 600  # result files and uploads are deleted this long after [DEEPFAKE_RESULT_TTL_S]
+    max_upload_mb: float = 20.0  # [DEEPFAKE_MAX_UPLOAD_MB], enforced by the server and imaging.py
+    max_megapixels: float = 40.0  # [DEEPFAKE_MAX_MEGAPIXELS], enforced by imaging.py before decoding
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> "ServingSettings":
+        from .imaging import MAX_PIXELS, MAX_UPLOAD_MB  # read from the environment when imported
+
+        env = os.environ if env is None else env
+        return cls(workers=_env_int(env, "DEEPFAKE_WORKERS", min(os.cpu_count() or 2, 8), 1),
+                   queue_size=_env_int(env, "DEEPFAKE_QUEUE_SIZE", cls.queue_size, 0),
+                   result_ttl_s=_env_int(env, "DEEPFAKE_RESULT_TTL_S", cls.result_ttl_s, 60),
+                   max_upload_mb=MAX_UPLOAD_MB, max_megapixels=MAX_PIXELS / 1e6)
+
+
+class Gate:
+    """Admission control: `workers` requests run, `queue_size` wait, the rest are told 'busy'."""
+
+    def __init__(self, workers: int, queue_size: int):
+        self.workers = workers
+        self.queue_size = queue_size
+        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="detector")
+        self._lock = threading.Lock()
+        self._in_flight = 0  # admitted and not finished (running or waiting)
+        self.finished = 0
+        self.refused = 0
+
+    @property
+    def capacity(self) -> int:
+        return self.workers + self.queue_size
+
+    def status(self) -> dict[str, int]:
+        with self._lock:
+            running = min(self._in_flight, self.workers)
+            return {"running": running, "waiting": self._in_flight - running, "workers": self.workers,
+                    "queue_size": self.queue_size, "finished": self.finished, "refused_busy": self.refused}
+
+    def _admit(self) -> None:
+        import gradio as gr
+
+        with self._lock:
+            if self._in_flight >= self.capacity:
+                self.refused += 1
+                raise gr.Error(BUSY_MESSAGE.format(running=self.workers, waiting=self.queue_size), title="Busy",
+                               duration=8, print_exception=False)
+            self._in_flight += 1
+
+    def _release(self, _future=None) -> None:
+        with self._lock:
+            self._in_flight -= 1
+            self.finished += 1
+
+    async def run(self, fn: Callable, *args, **kwargs):
+        """Run `fn(*args, **kwargs)` on a worker thread once one is free, or refuse at once."""
+        self._admit()
+        try:
+            # The caller's context (Gradio's request-local state) travels with the work.
+            future = self._executor.submit(contextvars.copy_context().run, functools.partial(fn, *args, **kwargs))
+        except BaseException:
+            self._release()
+            raise
+        # Released when the work ends, even if the caller goes away while it waits or runs.
+        future.add_done_callback(self._release)
+        return await asyncio.wrap_future(future)
+
+    def wrap(self, fn: Callable) -> Callable:
+        """An async handler for Gradio that runs the sync `fn` through the gate."""
+        @functools.wraps(fn)
+        async def handler(*args, **kwargs):
+            return await self.run(fn, *args, **kwargs)
+
+        return handler
+
+    def shutdown(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+class ResultFiles:
+    """Writes each result file once, under a fresh per-request folder, atomically, and prunes old ones."""
+
+    IMAGE_FORMATS = {"jpg": ("JPEG", {"quality": 90}), "png": ("PNG", {"compress_level": 1})}
+
+    def __init__(self, root: str | Path | None = None, ttl_s: int = 600, max_side: int = 1600):
+        if root is None:
+            from gradio.utils import get_upload_folder
+
+            root = Path(get_upload_folder()) / "deepfake-results"
+        self.root = Path(root)
+        self.ttl_s = ttl_s
+        self.max_side = max_side  # pictures are shown at most this large
+        self._last_prune = time.monotonic()
+        self._prune_lock = threading.Lock()
+
+    def new_folder(self) -> Path:
+        folder = self.root / uuid.uuid4().hex
+        folder.mkdir(parents=True)
+        self._maybe_prune()
+        return folder
+
+    @staticmethod
+    def write_bytes(folder: Path, name: str, data: bytes) -> str:
+        path = folder / name
+        staging = folder / f".{name}.partial"
+        staging.write_bytes(data)
+        os.replace(staging, path)  # a reader sees the whole file or none
+        return str(path)
+
+    def write_image(self, folder: Path, name: str, rgb: np.ndarray) -> str:
+        fmt, options = self.IMAGE_FORMATS[name.rsplit(".", 1)[-1]]
+        im = Image.fromarray(np.ascontiguousarray(rgb, dtype=np.uint8))
+        if max(im.size) > self.max_side:
+            im.thumbnail((self.max_side, self.max_side), Image.Resampling.BILINEAR)
+        path = folder / name
+        staging = folder / f".{name}.partial"
+        im.save(staging, fmt, **options)
+        os.replace(staging, path)
+        return str(path)
+
+    def outputs_as_files(self, outputs: tuple, names: Mapping[int, str]) -> tuple:
+        """Replace the image arrays at positions `names` (index -> file name) by written files."""
+        if not any(isinstance(outputs[i], np.ndarray) for i in names):
+            return outputs
+        folder = self.new_folder()
+        out = list(outputs)
+        for i, name in names.items():
+            if isinstance(out[i], np.ndarray):
+                out[i] = self.write_image(folder, name, out[i])
+        return tuple(out)
+
+    def _maybe_prune(self) -> None:
+        """Remove request folders older than twice the TTL (Gradio deletes the files after one TTL)."""
+        now = time.monotonic()
+        if now - self._last_prune < self.ttl_s / 4 or not self._prune_lock.acquire(blocking=False):
+            return
+        try:
+            self._last_prune = now
+            cutoff = time.time() - 2 * self.ttl_s
+            for entry in os.scandir(self.root):
+                try:
+                    if entry.is_dir(follow_symlinks=False) and entry.stat().st_mtime < cutoff:
+                        shutil.rmtree(entry.path, ignore_errors=True)
+                except OSError:
+                    continue
+        finally:
+            self._prune_lock.release()
+
+
+def as_files(results: ResultFiles, names: Mapping[int, str]) -> Callable[[Callable], Callable]:
+    """Decorator: the handler's image-array outputs at `names` come back as result files."""
+    def decorate(fn: Callable) -> Callable:
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs) -> Any:
+            return results.outputs_as_files(fn(*args, **kwargs), names)
+
+        return wrapper
+
+    return decorate
