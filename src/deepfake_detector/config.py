@@ -72,7 +72,8 @@ class TrainConfig:
 
     @classmethod
     def from_json(cls, path: str | Path) -> TrainConfig:
-        data = json.loads(Path(path).read_text())
+        """Load a config; a `"base": "other.json"` key (relative to the file) supplies defaults."""
+        data = _read_with_base(Path(path))
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
@@ -80,10 +81,25 @@ class TrainConfig:
                              f"known: {', '.join(sorted(known))}")
         return cls(**data)
 
-    def use_pretrained(self) -> bool:
-        if self.pretrained is None:
-            return self.architecture == "efficientnet_lite0" or self.architecture.startswith("keras:")
-        return self.pretrained
-
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+def _read_with_base(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    if path.resolve() in seen:
+        raise ValueError(f"{path}: configs include each other in a loop")
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ValueError(f"config file not found: {path}") from None
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path} is not valid JSON ({exc})") from None
+    base = data.pop("base", None)
+    if base is None:
+        return data
+    merged = _read_with_base(path.parent / base, (*seen, path.resolve()))
+    merged_extra = {**merged.get("extra", {}), **data.pop("extra", {})}
+    merged.update(data)
+    if merged_extra:
+        merged["extra"] = merged_extra
+    return merged

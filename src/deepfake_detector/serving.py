@@ -58,6 +58,12 @@ class ServingSettings:
     max_upload_mb: float = 20.0  # [DEEPFAKE_MAX_UPLOAD_MB], enforced by the server and imaging.py
     max_megapixels: float = 40.0  # [DEEPFAKE_MAX_MEGAPIXELS], enforced by imaging.py before decoding
 
+    @property
+    def server_threads(self) -> int:
+        """Gradio's event slots (and its pre/post-processing threads): every admitted request plus
+        room for as many again to be answered 'busy' at once, so a burst never waits in Gradio's queue."""
+        return max(40, 3 * (self.workers + self.queue_size))
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "ServingSettings":
         from .imaging import MAX_PIXELS, MAX_UPLOAD_MB  # read from the environment when imported

@@ -388,13 +388,16 @@ def launch(env) -> int:
         log.log(level, "serving the bundled model: %s", predictor.fallback_reason)
     settings = ServingSettings.from_env(env)
     demo = build_demo(predictor, settings)
-    # No Gradio-level limit: the gate in build_demo bounds the heavy handlers and answers 'busy';
-    # Gradio's own queue limit is only a backstop against floods (its message is generic).
-    demo.queue(default_concurrency_limit=None, max_size=max(256, 4 * (settings.workers + settings.queue_size)))
+    # No Gradio-level limit: the gate in build_demo bounds the heavy handlers and answers 'busy'.
+    # Gradio runs at most `max_threads` events at once and queues the rest, sending every queued
+    # event a position update each time one starts (quadratic in a burst): enough slots that a
+    # burst reaches the gate at once, updates once a second, and Gradio's own limit (generic
+    # message) only as a backstop against floods.
+    demo.queue(default_concurrency_limit=None, status_update_rate=1, max_size=4 * settings.server_threads)
     host = env.get("GRADIO_SERVER_NAME", "127.0.0.1")
     port = int(env.get("GRADIO_SERVER_PORT", "7860"))
     log.info("serving %s on http://%s:%d (%s)", predictor.source, host, port, settings)
     upload_mb = max(settings.max_upload_mb, MAX_VIDEO_MB)  # videos may be larger; imaging.py holds photos to theirs
     demo.launch(server_name=host, server_port=port, max_file_size=f"{upload_mb:.0f}mb",
-                allowed_paths=[str(predictor.folder)], ssr_mode=False)
+                allowed_paths=[str(predictor.folder)], ssr_mode=False, max_threads=settings.server_threads)
     return 0
