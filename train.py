@@ -1,11 +1,8 @@
-"""Train a deepfake detector and write a model bundle: `python train.py --help`."""
+"""Train a deepfake detector and write a model bundle: `python train.py --help` (or `deepfake-train`)."""
 
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent / "src"))
-
-from deepfake_detector.training import main  # noqa: E402
+from deepfake_detector.training import main
 
 if __name__ == "__main__":
     sys.exit(main())

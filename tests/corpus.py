@@ -66,7 +66,7 @@ def build() -> dict[str, tuple[bytes, str | None, str | None]]:
     sixteen = Image.fromarray((np.arange(64 * 64, dtype=np.uint16).reshape(64, 64) * 16), "I;16")
     return {
         "zero_bytes.jpg": (b"", "empty (0 bytes)", None),
-        "truncated.jpg": (good[: len(good) // 2], "truncated or corrupt", None),
+        "truncated.jpg": (good[: len(good) // 2], "JPEG file is truncated", None),
         "random_bytes.jpg": (np.random.default_rng(1).integers(0, 255, 5000, dtype=np.uint8).tobytes(),
                              "not a recognised image format", None),
         "text_renamed.jpg": (b"hello, this is not a picture\n" * 20, "text file, not an image", None),

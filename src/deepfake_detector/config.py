@@ -81,6 +81,11 @@ class TrainConfig:
                              f"known: {', '.join(sorted(known))}")
         return cls(**data)
 
+    def use_pretrained(self) -> bool:
+        if self.pretrained is None:
+            return self.architecture == "efficientnet_lite0" or self.architecture.startswith("keras:")
+        return self.pretrained
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 

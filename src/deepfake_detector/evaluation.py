@@ -101,7 +101,7 @@ def choose_uncertain_band(p: np.ndarray, labels: np.ndarray, threshold: float,
     order = np.argsort(p)
     ps, ys = p[order], labels[order].astype(float)
     high = threshold
-    for t in np.unique(ps[ps >= threshold]):
+    for t in np.r_[threshold, np.unique(ps[ps > threshold])]:
         above = ys[ps >= t]
         if above.mean() >= min_precision:
             high = float(t)
@@ -109,7 +109,7 @@ def choose_uncertain_band(p: np.ndarray, labels: np.ndarray, threshold: float,
     else:
         high = float(ps.max()) + 1e-6 if len(ps) else threshold
     low = threshold
-    for t in np.unique(ps[ps <= threshold])[::-1]:
+    for t in np.r_[threshold, np.unique(ps[ps < threshold])[::-1]]:
         below = ys[ps < t]
         if len(below) and 1.0 - below.mean() >= min_precision:
             low = float(t)

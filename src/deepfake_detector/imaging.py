@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import io
 import os
+import re
+import struct
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -73,6 +75,48 @@ def _describe_non_image(head: bytes) -> str:
     return "the file is not a recognised image format (JPEG, PNG, WebP, GIF, BMP, TIFF)"
 
 
+_MAGIC = ((b"\xff\xd8\xff", "JPEG"), (b"\x89PNG\r\n\x1a\n", "PNG"), (b"GIF87a", "GIF"), (b"GIF89a", "GIF"),
+          (b"II*\x00", "TIFF"), (b"MM\x00*", "TIFF"), (b"BM", "BMP"))
+
+
+def _sniff_format(head: bytes) -> str | None:
+    """The image format a file's first bytes announce, whether or not the rest is readable."""
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "WebP"
+    return next((fmt for magic, fmt in _MAGIC if head.startswith(magic)), None)
+
+
+def _pillow_detail(exc: BaseException) -> str:
+    """Pillow's own words, without object addresses, short."""
+    text = re.sub(r"\s*<[^>]*>", "", str(exc)).strip().rstrip(".")
+    return text[:80] or type(exc).__name__
+
+
+def _describe_decode_error(exc: BaseException, fmt: str | None, stage: str) -> str:
+    """Say what is wrong with a file Pillow failed on: truncated, corrupt data, damaged header, unsupported.
+
+    `stage` is "header" (Image.open failed) or "data" (decoding the pixels failed).
+    """
+    what = f"the {fmt} file" if fmt else "the image file"
+    text = str(exc)
+    low = text.lower()
+    if "truncated" in low:
+        where = "inside its header" if stage == "header" else "before its image data does"
+        return f"{what} is truncated: it ends {where} (an incomplete upload or download?)"
+    if isinstance(exc, SyntaxError) or "broken png" in low:
+        part = ("a chunk checksum does not match" if "checksum" in low or "crc" in low
+                else "a chunk is malformed" if "chunk" in low else _pillow_detail(exc))
+        return f"{what} is damaged: {part}"
+    if "broken data stream" in low or "unrecognized data stream" in low or "failed to read next frame" in low \
+            or "decoder error" in low or "could not create decoder" in low:
+        return f"{what} is corrupt: its compressed image data cannot be decoded"
+    if "codec configuration" in low or "not supported" in low or "unsupported" in low or "unknown" in low:
+        return f"{what} uses an encoding or feature this decoder does not support ({_pillow_detail(exc)})"
+    if stage == "header" or isinstance(exc, (ValueError, IndexError, struct.error, EOFError)):
+        return f"{what} is damaged: its header is inconsistent ({_pillow_detail(exc)})"
+    return f"{what} is corrupt: its image data cannot be decoded ({_pillow_detail(exc)})"
+
+
 def _read_bytes(source: str | os.PathLike | bytes, max_bytes: int) -> bytes:
     if isinstance(source, bytes):
         data = source
@@ -134,9 +178,13 @@ def load_image(
         except (Image.DecompressionBombError, Image.DecompressionBombWarning):
             raise ImageError(f"image dimensions exceed the limit of {max_pixels / 1e6:.0f} megapixels") from None
         except UnidentifiedImageError:
-            raise ImageError(_describe_non_image(data)) from None
+            described = _describe_non_image(data)
+            fmt = _sniff_format(data[:16])
+            if fmt and described.startswith("the file is not a recognised"):
+                described = f"the {fmt} file is damaged: it starts like a {fmt} image but its header cannot be read"
+            raise ImageError(described) from None
         except Exception as exc:  # noqa: BLE001 - any decoder failure is a bad file for the user
-            raise ImageError(f"the image could not be read ({type(exc).__name__})") from None
+            raise ImageError(_describe_decode_error(exc, _sniff_format(data[:16]), "header")) from None
 
     width, height = im.size
     if width * height > max_pixels:
@@ -157,15 +205,20 @@ def load_image(
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise ImageError(f"image dimensions exceed the limit of {max_pixels / 1e6:.0f} megapixels") from None
     except Exception as exc:  # noqa: BLE001
-        reason = "the image data is truncated or corrupt" if isinstance(exc, (OSError, SyntaxError)) else \
-            f"the image could not be decoded ({type(exc).__name__})"
-        raise ImageError(reason) from None
-    orientation = im.getexif().get(0x0112, 1)
+        raise ImageError(_describe_decode_error(exc, _format_name(im), "data")) from None
+    try:
+        orientation = im.getexif().get(0x0112, 1)
+        rgb = _to_rgb(oriented, notes)
+    except Exception as exc:  # noqa: BLE001 - a damaged file can decode into pixels that do not convert
+        raise ImageError(_describe_decode_error(exc, _format_name(im), "data")) from None
     if orientation not in (None, 1):
         notes.append(f"EXIF orientation {orientation} applied")
-    rgb = _to_rgb(oriented, notes)
     quality = estimate_jpeg_quality(im) if im.format == "JPEG" else None
     return LoadedImage(np.asarray(rgb, dtype=np.uint8).copy(), notes, im.mode, quality)
+
+
+def _format_name(im: Image.Image) -> str | None:
+    return {"WEBP": "WebP"}.get(im.format or "", im.format)
 
 
 def _array_to_uint8(arr: np.ndarray) -> np.ndarray:

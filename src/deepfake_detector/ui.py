@@ -401,3 +401,11 @@ def launch(env) -> int:
     demo.launch(server_name=host, server_port=port, max_file_size=f"{upload_mb:.0f}mb",
                 allowed_paths=[str(predictor.folder)], ssr_mode=False, max_threads=settings.server_threads)
     return 0
+
+
+def main() -> int:
+    """Console entry point `deepfake-app` (same as `python app.py`)."""
+    import os
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return launch(os.environ)
