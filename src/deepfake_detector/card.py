@@ -8,10 +8,8 @@ from pathlib import Path
 import yaml
 
 from .config import KAGGLE_DATASET
-
-
-def _fmt(x) -> str:
-    return "n/a" if x is None else f"{x:.3f}"
+from .report import fmt as _fmt
+from .report import metric_rows
 
 
 def card_text(folder: Path, repo_id: str | None = None, asset_prefix: str = "") -> str:
@@ -50,10 +48,9 @@ def card_text(folder: Path, repo_id: str | None = None, asset_prefix: str = "") 
         }],
     }
     counts = config["dataset"]["counts"]
-    rows = "\n".join(f"| {k} | {_fmt(test.get(k))} |" for k in
-                     ("accuracy", "precision", "recall", "f1", "roc_auc", "eer", "ece"))
-    per_source = "\n".join(f"| {s} | {m['n']} | {_fmt(m['accuracy'])} | {_fmt(m['roc_auc'])} |"
-                           for s, m in test.get("per_source", {}).items())
+    rows = metric_rows(test)
+    per_source = "\n".join(f"| {s} | {m.get('classes', 'both')} | {m['n']} | {_fmt(m['accuracy'])} | "
+                           f"{_fmt(m['roc_auc'])} |" for s, m in test.get("per_source", {}).items())
     robust = "\n".join(f"| {k} | {_fmt(v['accuracy'])} | {_fmt(v['roc_auc'])} | {_fmt(v['accuracy_drop'])} |"
                        for k, v in metrics.get("robustness", {}).items())
     plots = "\n".join(f"![{p.stem}]({asset_prefix}plots/{p.name})" for p in sorted((folder / "plots").glob("*.png")))
@@ -64,10 +61,10 @@ def card_text(folder: Path, repo_id: str | None = None, asset_prefix: str = "") 
             f"`python -m deepfake_detector.hub pull {repo_id or 'OWNER/NAME'}`") if asset_prefix else ""
     text = f"""# {name}
 
-A compact Keras CNN that scores a face image as **real** or **fake** (deepfake), trained with
-the deepfake-detector project's `train.py`. Output: calibrated P(fake); the decision
-threshold ({metrics['serving']['threshold']:.3f}) and the Platt calibration were fitted on the
-Validation split, never on Test.
+A Keras network (`{config['architecture']}`) that scores a face image as **real** or **fake**
+(deepfake), trained with the deepfake-detector project's `train.py`. Output: calibrated P(fake);
+the decision threshold ({metrics['serving']['threshold']:.3f}), the uncertain band
+({_band(metrics)}) and the Platt calibration were fitted on the Validation split, never on Test.
 
 - Architecture: `{config['architecture']}`, input {config['image_size']}x{config['image_size']} RGB,
   {metrics['model']['parameters']:,} parameters; preprocessing (resize, rescale) is inside the model.
@@ -91,9 +88,9 @@ Reproduce:
 
 Per source (file-name prefix):
 
-| source | n | accuracy | ROC AUC |
-|---|---|---|---|
-{per_source or '| all | ' + str(test['n']) + ' | ' + _fmt(test['accuracy']) + ' | ' + _fmt(test['roc_auc']) + ' |'}
+| source | classes | n | accuracy | ROC AUC |
+|---|---|---|---|---|
+{per_source or '| all | both | ' + str(test['n']) + ' | ' + _fmt(test['accuracy']) + ' | ' + _fmt(test['roc_auc']) + ' |'}
 
 Robustness (Test images degraded before scoring):
 
@@ -118,6 +115,11 @@ Trained on face crops from the sources above; other generators, heavy compressio
 images and adversarial edits are out of distribution. A score is evidence, not proof.
 """
     return "---\n" + yaml.safe_dump(metadata, sort_keys=False) + "---\n\n" + text
+
+
+def _band(metrics: dict) -> str:
+    band = metrics["serving"].get("uncertain_band")
+    return f"{band[0]:.3f} ≤ P(fake) < {band[1]:.3f}" if band else "none"
 
 
 def write_card(folder: Path, repo_id: str | None = None) -> Path:

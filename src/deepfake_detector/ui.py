@@ -21,6 +21,8 @@ from PIL import Image
 from .errors import DetectorError, ImageError, VideoError
 from .imaging import MAX_UPLOAD_MB
 from .inference import FaceResult, Prediction, Predictor
+from .report import fmt as _fmt
+from .report import metric_rows
 from .predict import WALK_SUFFIXES
 from .serving import Gate, ResultFiles, ServingSettings, as_files
 from .video import (CLIP_RULE, MAX_FRAMES_LIMIT, MAX_VIDEO_MB, VideoPrediction, VideoSettings, predict_video,
@@ -232,10 +234,6 @@ def model_info(predictor: Predictor) -> dict:
 
 
 # -- evaluation tab ----------------------------------------------------------------------------
-def _fmt(x) -> str:
-    return "n/a" if x is None else f"{x:.3f}"
-
-
 def evaluation_markdown(predictor: Predictor) -> str:
     info, m = predictor.info(), predictor.metrics
     test = m.get("test", {})
@@ -247,14 +245,22 @@ def evaluation_markdown(predictor: Predictor) -> str:
         lines.append(f"\n> Not serving a Hub model: {info['fallback_reason']}")
     lines.append(f"\n**Dataset:** `{info['dataset'].get('folder', '?')}` — Test split: "
                  f"{test.get('n', '?')} images ({counts.get('Test', {})})\n")
-    lines.append("| metric | value |\n|---|---|")
-    for key in ("accuracy", "precision", "recall", "f1", "roc_auc", "eer", "ece"):
-        lines.append(f"| {key} | {_fmt(test.get(key))} |")
-    lines.append(f"| decision threshold (chosen on Validation) | {_fmt(m.get('serving', {}).get('threshold'))} |")
+    serving = m.get("serving", {})
+    band = serving.get("uncertain_band") or [serving.get("threshold"), serving.get("threshold")]
+    lines.append("| metric | value |\n|---|---|\n" + metric_rows(test))
+    lines.append(f"| decision threshold (chosen on Validation) | {_fmt(serving.get('threshold'))} |")
+    lines.append(f"| uncertain band (chosen on Validation) | {_fmt(band[0])} ≤ P(fake) < {_fmt(band[1])} |")
+    lines.append(f"| share of Test verdicts that are \"uncertain\" | {_fmt(test.get('uncertain_rate'))} |")
+    lines.append(f"| accuracy of the confident verdicts | {_fmt(test.get('selective_accuracy'))} |")
+    lines.append("\nInside the band either class's precision on Validation falls below 90%, so the app says "
+                 "*uncertain* instead of guessing; `label` still gives the side of the threshold.")
     if test.get("per_source"):
-        lines.append("\n| source | n | accuracy | ROC AUC |\n|---|---|---|---|")
+        lines.append("\n| source | classes | n | accuracy | ROC AUC | uncertain | accuracy when confident |"
+                     "\n|---|---|---|---|---|---|---|")
         for s, v in test["per_source"].items():
-            lines.append(f"| {s} | {v['n']} | {_fmt(v['accuracy'])} | {_fmt(v['roc_auc'])} |")
+            lines.append(f"| {s} | {v.get('classes', 'both')} | {v['n']} | {_fmt(v['accuracy'])} | "
+                         f"{_fmt(v['roc_auc'])} | {_fmt(v.get('uncertain_rate'))} | "
+                         f"{_fmt(v.get('selective_accuracy'))} |")
     if m.get("robustness"):
         lines.append("\n| Test images degraded by | accuracy | ROC AUC |\n|---|---|---|")
         for k, v in m["robustness"].items():
@@ -346,12 +352,14 @@ def build_demo(predictor: Predictor, settings: ServingSettings | None = None) ->
                                concurrency_limit=None)  # the gate limits it
         with gr.Tab("Evaluation"):
             gr.Markdown(evaluation_markdown(predictor))
+            # Titles are in the figures; Gradio's overlay labels would cover them, so none are shown.
+            plots = predictor.folder / "plots"
             with gr.Row():
-                for name, title in (("confusion_matrix", "Confusion matrix"), ("roc_curve", "ROC curve"),
-                                    ("training_curves", "Training curves")):
-                    plot = predictor.folder / "plots" / f"{name}.png"
-                    if plot.is_file():
-                        gr.Image(str(plot), label=title, interactive=False)
+                for name in ("confusion_matrix", "roc_curve"):
+                    if (plots / f"{name}.png").is_file():
+                        gr.Image(str(plots / f"{name}.png"), show_label=False, interactive=False)
+            if (plots / "training_curves.png").is_file():  # wide figure: a row of its own
+                gr.Image(str(plots / "training_curves.png"), show_label=False, interactive=False)
             info_json = gr.JSON(label="Model info")
             info_button = gr.Button("Refresh model info")
             info_button.click(info_fn, None, info_json, api_name="model_info", concurrency_limit=None)
