@@ -12,7 +12,8 @@ on) until --duration seconds have passed; a caller told 'the detector is busy' w
 
 Two kinds of caller (--client):
 - `http` (default): Gradio's documented REST API (upload, POST /gradio_api/call/predict, read the
-  event stream, download the pictures), each caller with its own connection pool, all in asyncio.
+  event stream, download the pictures), each caller with its own connection pool and session,
+  all in asyncio.
   Cheap on the client side, so on a 2-core machine the figures are the server's.
 - `gradio`: each caller its own `gradio_client.Client` in its own thread, spread over --procs
   processes, as the issue measured. gradio_client costs far more CPU per call than the server,
@@ -186,6 +187,9 @@ async def http_caller(url: str, images: list[Path], expected: list[float], expla
 
     rng = random.Random(seed)
     base = url.rstrip("/")
+    # One session per caller, as gradio_client and a browser tab have (Gradio builds ~90 KiB of
+    # state, ~5-10 ms of work, for each new session; a fresh one per call would measure that).
+    session = f"bench{seed:06d}{rng.getrandbits(32):08x}"
     async with httpx.AsyncClient(timeout=httpx.Timeout(60.0), trust_env=False) as http:
         await asyncio.sleep(max(0.0, start - time.time()))
         k = seed
@@ -199,7 +203,8 @@ async def http_caller(url: str, images: list[Path], expected: list[float], expla
                                          files=[("files", (images[image].name, fh.read(), "image/jpeg"))])
                 up.raise_for_status()
                 payload = {"path": up.json()[0], "orig_name": images[image].name, "meta": {"_type": "gradio.FileData"}}
-                joined = await http.post(f"{base}/{API}/call/predict", json={"data": [payload, True, explain]})
+                body = {"data": [payload, True, explain], "session_hash": session}
+                joined = await http.post(f"{base}/{API}/call/predict", json=body)
                 joined.raise_for_status()
                 event, data = None, None
                 async with http.stream("GET", f"{base}/{API}/call/predict/{joined.json()['event_id']}") as stream:

@@ -75,3 +75,14 @@ def test_cli_reports_bad_files_and_keeps_going(bundle_dir, corpus_dir):
             assert row["error"] is None and row["label"] in ("real", "fake")
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
+
+
+def test_cli_exits_2_when_no_file_could_be_read(bundle_dir, tmp_path):
+    (tmp_path / "empty.jpg").write_bytes(b"")
+    (tmp_path / "text.png").write_text("not an image")
+    result = subprocess.run([sys.executable, "-m", "deepfake_detector.predict", str(tmp_path), "--model",
+                             str(bundle_dir), "--quiet"], capture_output=True, text=True, timeout=300,
+                            cwd=ROOT, env={"PYTHONPATH": str(ROOT / "src"), "PATH": "/usr/bin:/bin"})
+    assert result.returncode == 2
+    assert "none of the 2 file(s) could be read" in result.stderr and "Traceback" not in result.stderr
+    assert len(result.stdout.splitlines()) == 2  # each file still gets its JSON line with the reason

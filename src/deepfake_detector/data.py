@@ -21,10 +21,9 @@ import numpy as np
 
 from .config import CLASS_NAMES, KAGGLE_DATASET, SPLITS
 from .errors import DatasetError, ImageError
-from .imaging import load_image, resize_square
+from .imaging import IMAGE_SUFFIXES, load_image, resize_square
 
 log = logging.getLogger(__name__)
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 
 
 @dataclass

@@ -21,6 +21,8 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from .errors import ImageError
 
 MIN_SIDE = 16
+# Files the dataset scan and folder walks pick up as still images (load_image tries any file given).
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff"})
 
 
 def _env_float(name: str, default: float) -> float:

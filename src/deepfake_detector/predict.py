@@ -4,7 +4,7 @@ Prints one JSON object per image or video on stdout (images: kind "image", file,
 confidence, face_found, notes, error; videos (.mp4 .webm .mov .avi .mkv): kind "video" and the
 `VideoPrediction` keys); progress bars and one line per unreadable file go to stderr. Exit status
 0 when every file was scored, 1 when some could not be read, 2 when nothing could run (no model,
-no files).
+no files, or no file readable).
 """
 
 from __future__ import annotations
@@ -16,12 +16,9 @@ import logging
 import sys
 from pathlib import Path
 
-from .data import IMAGE_SUFFIXES
 from .errors import DetectorError
+from .imaging import IMAGE_SUFFIXES
 from .video import VIDEO_SUFFIXES
-
-# Extensions worth trying when walking folders (explicit file arguments are always tried).
-WALK_SUFFIXES = IMAGE_SUFFIXES | {".gif", ".tif", ".tiff"}
 
 
 def is_video(path: Path) -> bool:
@@ -35,7 +32,7 @@ def expand(paths: list[str]) -> list[Path]:
         p = Path(raw)
         if p.is_dir():
             out += sorted(f for f in p.rglob("*") if f.is_file()
-                          and (f.suffix.lower() in WALK_SUFFIXES or is_video(f)))
+                          and (f.suffix.lower() in IMAGE_SUFFIXES or is_video(f)))
         else:
             out.append(p)
     return out
@@ -86,6 +83,9 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(row), flush=True)
             bar.update(1)
     bar.close()
+    if failed == len(files):
+        print(f"error: none of the {len(files)} file(s) could be read", file=sys.stderr)
+        return 2
     return 1 if failed else 0
 
 

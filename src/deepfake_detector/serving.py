@@ -55,6 +55,10 @@ class ServingSettings:
     workers: int = 2  # requests computed at once [DEEPFAKE_WORKERS]; default: one per CPU core
     queue_size: int = 64  # requests that may wait for a worker; more get 'busy' [DEEPFAKE_QUEUE_SIZE]
     result_ttl_s: int = 600  # result files and uploads are deleted this long after [DEEPFAKE_RESULT_TTL_S]
+    # Gradio keeps ~90 KiB of per-session state (its copy of every component's config) for each
+    # browser tab or API client; its default of 10,000 sessions would be ~1 GB. This app keeps no
+    # state between requests, so an evicted session costs only a rebuild. [DEEPFAKE_MAX_SESSIONS]
+    max_sessions: int = 1000
     max_upload_mb: float = 20.0  # [DEEPFAKE_MAX_UPLOAD_MB], enforced by the server and imaging.py
     max_megapixels: float = 40.0  # [DEEPFAKE_MAX_MEGAPIXELS], enforced by imaging.py before decoding
 
@@ -72,6 +76,7 @@ class ServingSettings:
         return cls(workers=_env_int(env, "DEEPFAKE_WORKERS", min(os.cpu_count() or 2, 8), 1),
                    queue_size=_env_int(env, "DEEPFAKE_QUEUE_SIZE", cls.queue_size, 0),
                    result_ttl_s=_env_int(env, "DEEPFAKE_RESULT_TTL_S", cls.result_ttl_s, 60),
+                   max_sessions=_env_int(env, "DEEPFAKE_MAX_SESSIONS", cls.max_sessions, 10),
                    max_upload_mb=MAX_UPLOAD_MB, max_megapixels=MAX_PIXELS / 1e6)
 
 

@@ -19,11 +19,10 @@ import numpy as np
 from PIL import Image
 
 from .errors import DetectorError, ImageError, VideoError
-from .imaging import MAX_UPLOAD_MB
+from .imaging import IMAGE_SUFFIXES, MAX_UPLOAD_MB
 from .inference import FaceResult, Prediction, Predictor
 from .report import fmt as _fmt
 from .report import metric_rows
-from .predict import WALK_SUFFIXES
 from .serving import Gate, ResultFiles, ServingSettings, as_files
 from .video import (CLIP_RULE, MAX_FRAMES_LIMIT, MAX_VIDEO_MB, VideoPrediction, VideoSettings, predict_video,
                     timeline_image, top_frames)
@@ -151,7 +150,7 @@ def _batch_inputs(files: list[str]) -> tuple[list[Any], list[str], list[dict]]:
             try:
                 with zipfile.ZipFile(path) as zf:
                     members = [m for m in zf.infolist() if not m.is_dir()
-                               and Path(m.filename).suffix.lower() in WALK_SUFFIXES]
+                               and Path(m.filename).suffix.lower() in IMAGE_SUFFIXES]
                     if sum(m.file_size for m in members) > MAX_ZIP_BYTES:
                         rejected.append(_error_row(path.name, "zip expands to more than "
                                                    f"{MAX_ZIP_BYTES // 2**20} MB; split it up"))
@@ -407,7 +406,8 @@ def launch(env) -> int:
     log.info("serving %s on http://%s:%d (%s)", predictor.source, host, port, settings)
     upload_mb = max(settings.max_upload_mb, MAX_VIDEO_MB)  # videos may be larger; imaging.py holds photos to theirs
     demo.launch(server_name=host, server_port=port, max_file_size=f"{upload_mb:.0f}mb",
-                allowed_paths=[str(predictor.folder)], ssr_mode=False, max_threads=settings.server_threads)
+                allowed_paths=[str(predictor.folder)], ssr_mode=False, max_threads=settings.server_threads,
+                state_session_capacity=settings.max_sessions)
     return 0
 
 
