@@ -2,10 +2,12 @@
 
     python benchmarks/bench_inference.py [--quick] [--model DIR] [--json OUT]
 
-Measures what a user waits for (decode -> face crop -> resize -> model -> label on a 1024x768
-photo), the model call alone, batch throughput on face crops, and why serving uses TFLite
-rather than Keras. TensorFlow is imported only after the serving numbers and peak RSS are
-taken, so they reflect the TensorFlow-free serving process.
+Measures what a user waits for (decode -> find faces -> frame -> resize -> model -> verdict on a
+1024x768 photo), BlazeFace beside the OpenCV Haar cascade the project used before (same photo,
+same run), the model call alone, batch throughput on face crops, the seed CNN and the previous
+compact CNN (random weights: cost does not depend on them), and why serving uses TFLite rather
+than Keras. TensorFlow is imported only after the serving numbers and peak RSS are taken, so
+they reflect the TensorFlow-free serving process.
 """
 
 from __future__ import annotations
@@ -19,9 +21,23 @@ import numpy as np
 
 import _common as bench  # first: puts src/ on sys.path
 
-from deepfake_detector.faces import crop_face
+from deepfake_detector.faces import detect_faces, frame_faces
 from deepfake_detector.imaging import load_image, resize_square
 from deepfake_detector.inference import Predictor, _TFLiteRunner
+
+
+def haar_largest_face(rgb: np.ndarray):
+    """The previous detector (OpenCV Haar cascade on a 320-pixel copy), for comparison only."""
+    import cv2
+
+    if not hasattr(haar_largest_face, "cascade"):
+        haar_largest_face.cascade = cv2.CascadeClassifier(cv2.data.haarcascades + "haarcascade_frontalface_default.xml")
+    h, w = rgb.shape[:2]
+    scale = min(1.0, 320 / max(h, w))
+    gray = cv2.resize(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), (int(w * scale), int(h * scale)),
+                      interpolation=cv2.INTER_AREA)
+    side = max(20, int(min(gray.shape) * 0.12))
+    return haar_largest_face.cascade.detectMultiScale(gray, scaleFactor=1.1, minNeighbors=5, minSize=(side, side))
 
 
 def serving(predictor: Predictor, photo: bytes, crops: list[bytes], quick: bool) -> tuple[dict, np.ndarray]:
@@ -29,7 +45,7 @@ def serving(predictor: Predictor, photo: bytes, crops: list[bytes], quick: bool)
     first = predictor.predict(photo)
     if first.error or not first.face_found:
         raise SystemExit(f"the generated photo was not scored through the face-crop path: {first}")
-    model_input, _, _ = predictor.prepare(photo)
+    model_input = predictor.prepare(photo).inputs[0]
     batch = list(predictor.predict_many(crops[:32]))  # warm-up, and a check of the inputs
     errors = [p.error for p in batch if p.error]
     if errors:
@@ -41,10 +57,13 @@ def serving(predictor: Predictor, photo: bytes, crops: list[bytes], quick: bool)
     call = bench.time_calls(lambda: predictor.raw_scores(x), 50 if quick else 1000, warmup=5)
     # Where the end-to-end time goes, stage by stage, on the same photo.
     rgb = load_image(photo).rgb
-    face = crop_face(rgb).rgb
+    face = frame_faces(rgb).regions[0].rgb
     stage_runs = 5 if quick else 100
     stages = {"decode": bench.latency(bench.time_calls(lambda: load_image(photo), stage_runs)),
-              "face_crop": bench.latency(bench.time_calls(lambda: crop_face(rgb), stage_runs)),
+              "face_detection": bench.latency(bench.time_calls(lambda: detect_faces(rgb), stage_runs)),
+              "face_detection_haar_before": bench.latency(bench.time_calls(lambda: haar_largest_face(rgb),
+                                                                           stage_runs)),
+              "frame_faces": bench.latency(bench.time_calls(lambda: frame_faces(rgb), stage_runs)),
               "resize": bench.latency(bench.time_calls(lambda: resize_square(face, predictor.image_size),
                                                        stage_runs))}
     return {
@@ -89,29 +108,27 @@ def model_facts(folder: Path) -> dict:
 SEED_IMAGE_SIZE = 128  # the seed CNN as the project started: 128x128 input
 
 
-def seed_model(model_input: np.ndarray, quick: bool) -> dict:
-    """The original seed CNN (128x128), exported the way training exports, timed like the served model."""
+def other_model(cfg, model_input: np.ndarray, quick: bool) -> dict:
+    """Another architecture, exported the way training exports, timed like the served model."""
     from PIL import Image
 
-    from deepfake_detector.config import TrainConfig
+    from deepfake_detector.export import export_tflite
     from deepfake_detector.model import build_model, count_flops
-    from deepfake_detector.training import export
 
-    image_size = SEED_IMAGE_SIZE
-    model_input = np.asarray(Image.fromarray(model_input).resize((image_size, image_size), Image.Resampling.BILINEAR))
-    cfg = TrainConfig(architecture="seed", image_size=image_size)
+    size = cfg.image_size
+    model_input = np.asarray(Image.fromarray(model_input).resize((size, size), Image.Resampling.BILINEAR))
     model = build_model(cfg)  # random weights: the cost of a forward pass does not depend on them
     rng = np.random.default_rng(0)
     check = np.stack([model_input] + [rng.integers(0, 256, model_input.shape, dtype=np.uint8) for _ in range(3)])
     with tempfile.TemporaryDirectory() as work:
-        export(model, cfg, Path(work), check)
+        export_tflite(model, size, Path(work), check)
         tflite = Path(work) / "model.tflite"
-        runner = _TFLiteRunner(tflite, image_size)
+        runner = _TFLiteRunner(tflite)
         x = model_input[None].astype(np.float32)
         call = bench.time_calls(lambda: runner(x), 10 if quick else 300, warmup=3)
-        size = tflite.stat().st_size
-    return {"parameters": int(model.count_params()), "flops_per_image": count_flops(model),
-            "tflite_bytes": size, "model_call": bench.latency(call)}
+        size_bytes = tflite.stat().st_size
+    return {"architecture": cfg.architecture, "input_size": size, "parameters": int(model.count_params()),
+            "flops_per_image": count_flops(model), "tflite_bytes": size_bytes, "model_call": bench.latency(call)}
 
 
 def keras_calls(folder: Path, model_input: np.ndarray, quick: bool) -> dict:
@@ -136,12 +153,15 @@ def main() -> None:
     load_s = time.perf_counter() - start
     served, model_input = serving(predictor, photo, crops, args.quick)
     facts = model_facts(folder)
-    seed = seed_model(model_input, args.quick)
+    from deepfake_detector.config import TrainConfig
+
+    seed = other_model(TrainConfig(architecture="seed", image_size=SEED_IMAGE_SIZE), model_input, args.quick)
+    compact = other_model(TrainConfig.from_json(bench.REPO / "configs" / "compact.json"), model_input, args.quick)
     keras = keras_calls(folder, model_input, args.quick)
     ratio = seed["model_call"]["p50_ms"] / served["model_call"]["p50_ms"]
     results = {"model_dir": str(folder), "architecture": predictor.config.get("architecture"),
                "backend": predictor.backend, "input_size": predictor.image_size,
-               "predictor_load_s": round(load_s, 3), "peak_rss_mb_harness": rss_harness, **served, "model": facts, "seed": seed,
+               "predictor_load_s": round(load_s, 3), "peak_rss_mb_harness": rss_harness, **served, "model": facts, "seed": seed, "compact": compact,
                "seed_over_served_model_call": round(ratio, 2), "keras": keras,
                "peak_rss_mb_total": bench.peak_rss_mb()}
 
@@ -153,7 +173,9 @@ def main() -> None:
         ("predict(..., explain=True)", lat(served["end_to_end_explain"])),
         ("model call (raw_scores, 1 img)", lat(served["model_call"])),
         ("  decode", lat(served["stages"]["decode"])),
-        ("  face detect + crop", lat(served["stages"]["face_crop"])),
+        ("  face detection (BlazeFace)", lat(served["stages"]["face_detection"])),
+        ("  face detection (Haar, before)", lat(served["stages"]["face_detection_haar_before"])),
+        ("  find + frame every face", lat(served["stages"]["frame_faces"])),
         ("  resize", lat(served["stages"]["resize"])),
         ("predict_many (256px JPEG crops)", f"{served['predict_many']['images_per_s']:.1f} images/s "
                                             f"over {served['predict_many']['images']} images"),
@@ -164,13 +186,15 @@ def main() -> None:
         ("peak RSS (serving, before TF)", f"{served['peak_rss_mb_serving']:.0f} MB "
                                           f"(harness alone: {rss_harness:.0f} MB)"),
     ])
-    bench.print_table(f"Seed architecture ({SEED_IMAGE_SIZE}px, TFLite, random weights)", [
-        ("model call (1 img)", lat(seed["model_call"])),
-        ("parameters", f"{seed['parameters']:,}"),
-        ("FLOPs per image", f"{seed['flops_per_image'] / 1e6:,.0f} M"),
-        ("model.tflite size", f"{seed['tflite_bytes'] / 1e6:.2f} MB"),
-        ("seed / served (p50 model call)", f"{ratio:.1f}x"),
-    ])
+    for other in (seed, compact):
+        bench.print_table(f"{other['architecture']} architecture ({other['input_size']}px, TFLite float32, "
+                          f"random weights)", [
+            ("model call (1 img)", lat(other["model_call"])),
+            ("parameters", f"{other['parameters']:,}"),
+            ("FLOPs per image", f"{other['flops_per_image'] / 1e6:,.0f} M"),
+            ("model.tflite size", f"{other['tflite_bytes'] / 1e6:.2f} MB"),
+            ("this / served (p50 model call)", f"{other['model_call']['p50_ms'] / served['model_call']['p50_ms']:.1f}x"),
+        ])
     bench.print_table("Why TFLite: one image through the served model", [
         ("TFLite interpreter", lat(served["model_call"])),
         ("Keras model(x, training=False)", lat(keras["direct_call"])),

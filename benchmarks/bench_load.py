@@ -43,6 +43,7 @@ import json
 import multiprocessing as mp
 import os
 import random
+import resource
 import subprocess
 import sys
 import tempfile
@@ -105,6 +106,12 @@ def rss_mb(pid: int) -> float | None:
     return None
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def percentiles(samples: list[float]) -> dict:
     if not samples:
         return {"n": 0}
@@ -154,7 +161,9 @@ class Tally:
         return None
 
     def summary(self) -> dict:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
         return {"kinds": dict(self.kinds), "ok_latency": self.ok_latency, "busy_latency": self.busy_latency,
+                "cpu_s": usage.ru_utime + usage.ru_stime,
                 "first_errors": self.first_errors, "digests": {k: sorted(v) for k, v in self.digests.items()}}
 
 
@@ -236,7 +245,8 @@ async def http_caller(url: str, images: list[Path], expected: list[float], expla
 
 
 def gradio_caller(url: str, images: list[Path], expected: list[float], explain: bool, ssl_verify: bool,
-                  ready: threading.Barrier, timing: dict, backoff: float, tally: Tally, seed: int) -> None:
+                  ready: threading.Barrier, go: threading.Event, timing: dict, backoff: float, tally: Tally,
+                  seed: int) -> None:
     from gradio_client import Client, handle_file
 
     rng = random.Random(seed)
@@ -247,6 +257,7 @@ def gradio_caller(url: str, images: list[Path], expected: list[float], explain: 
         ready.wait()
         return
     ready.wait()
+    go.wait()
     time.sleep(max(0.0, timing["start"] - time.time()))
     k = seed
     try:
@@ -294,15 +305,16 @@ def client_process(cfg: dict, seeds: list[int], ready, go, results) -> None:
         asyncio.run(all_callers())
     else:
         timing: dict = {}
-        barrier = threading.Barrier(len(seeds) + 1)
+        barrier, started = threading.Barrier(len(seeds) + 1), threading.Event()
         threads = [threading.Thread(target=gradio_caller, daemon=True,
                                     args=(cfg["url"], images, expected, cfg["explain"], cfg["ssl_verify"], barrier,
-                                          timing, cfg["backoff"], tally, s)) for s in seeds]
+                                          started, timing, cfg["backoff"], tally, s)) for s in seeds]
         for t in threads:
             t.start()
         barrier.wait()
         ready.put(len(seeds))
         timing.update(go.get())
+        started.set()
         for t in threads:
             t.join(timeout=max(0.0, timing["deadline"] - time.time()) + 120)
         tally.kinds["stuck_after_deadline"] += sum(t.is_alive() for t in threads)
@@ -396,6 +408,7 @@ def main() -> None:
             go.put(timing)
         time.sleep(max(0.0, start - time.time()))
         t0 = time.perf_counter()
+        server_cpu0 = cpu_seconds(proc.pid)
         next_rss = 0.0
         while time.time() < timing["deadline"]:
             now = time.perf_counter() - t0
@@ -407,6 +420,7 @@ def main() -> None:
             time.sleep(0.2)
         summaries = [results.get(timeout=300) for _ in procs]
         elapsed = time.perf_counter() - t0
+        server_cpu = cpu_seconds(proc.pid) - server_cpu0
         stop_probe.set()
         probe = probe_results.get(timeout=60)
         rss_samples.append((round(time.perf_counter() - t0, 1), rss_mb(proc.pid)))
@@ -431,6 +445,8 @@ def main() -> None:
         kinds["broken_file_across_processes"] += sum(n - 1 for n in differing.values())
     kinds = collections.Counter({k: v for k, v in kinds.items() if v})
     ok, busy = kinds.get("ok", 0), kinds.get("busy", 0)
+    client_cpu = sum(s["cpu_s"] for s in summaries)  # includes connecting the callers
+    calls = max(1, sum(kinds.values()))
     failures = {k: v for k, v in kinds.items() if k not in ("ok", "busy")}
     rss_values = [r for _, r in rss_samples if r is not None]
     warm_rss = next((r for t, r in rss_samples if t >= min(60.0, args.duration / 4) and r is not None),
@@ -443,6 +459,9 @@ def main() -> None:
         "calls": sum(kinds.values()), "ok": ok, "busy": busy, "failures": failures,
         "first_error_per_kind": first_errors,
         "throughput_ok_per_s": round(ok / elapsed, 1),
+        "server_cpu_ms_per_call": round(1000 * server_cpu / calls, 1),
+        "client_cpu_ms_per_call": round(1000 * client_cpu / calls, 1),
+        "load_average_1m_at_end": round(os.getloadavg()[0], 2),
         "latency_ok": percentiles(ok_latency), "latency_busy": percentiles(busy_latency),
         "probes": {k: percentiles(v) for k, v in probe["timings"].items()},
         "probe_errors": probe["errors"][:10], "peak_waiting": probe["peak_waiting"],
@@ -463,6 +482,9 @@ def main() -> None:
         ("calls", f"{results_json['calls']}: {ok} answered correctly, {busy} told busy"),
         ("failures", ", ".join(f"{k} {v}" for k, v in failures.items()) or "none"),
         ("throughput", f"{results_json['throughput_ok_per_s']:.1f} correct answers per second"),
+        ("CPU per call", f"server {results_json['server_cpu_ms_per_call']} ms, callers "
+                         f"{results_json['client_cpu_ms_per_call']} ms (load average {os.getloadavg()[0]:.1f} "
+                         f"on {os.cpu_count()} cores)"),
         ("latency, answered", lat(results_json["latency_ok"])),
         ("latency, busy", lat(results_json["latency_busy"])),
         *[(f"probe {k}", lat(v)) for k, v in results_json["probes"].items()],

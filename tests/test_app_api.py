@@ -11,6 +11,7 @@ import pytest
 from gradio_client import Client, handle_file
 
 from app_server import running_app
+from deepfake_detector import ui
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +28,7 @@ def client(app):
 
 def test_predict_endpoint_matches_local_predictor(client, predictor, dataset):
     fake = sorted((dataset / "Test" / "Fake").glob("*.jpg"))[0]
-    result, probabilities, verdict, crop, heatmap = client.predict(
+    result, probabilities, verdict, annotated, faces, heatmap = client.predict(
         handle_file(str(fake)), True, True, api_name="/predict")
     local = predictor.predict(fake)
     assert result["label"] == local.label
@@ -35,7 +36,10 @@ def test_predict_endpoint_matches_local_predictor(client, predictor, dataset):
     assert result["error"] is None and result["file"] == fake.name
     assert {c["label"] for c in probabilities["confidences"]} == {"fake", "real"}
     assert f"{local.confidence:.0%} confident" in verdict
-    assert crop and heatmap  # images come back as files
+    assert annotated and heatmap  # images come back as files
+    assert len(faces["data"]) == len(local.faces)
+    plain = client.predict(handle_file(str(fake)), api_name="/predict")  # defaults: crop, no explanation
+    assert plain[0]["p_fake"] == pytest.approx(local.p_fake, abs=1e-6) and plain[5] is None
 
 
 def test_predict_bad_upload_gives_readable_error(client, tmp_path):
@@ -53,12 +57,12 @@ def test_predict_batch_endpoint_and_csv(client, predictor, dataset, tmp_path):
     table, csv_path = client.predict([handle_file(str(f)) for f in [*files, bad]], True,
                                      api_name="/predict_batch")
     rows = table["data"]
-    assert table["headers"] == ["file", "label", "p_fake", "confidence", "face_found", "error"]
+    assert table["headers"] == ui.BATCH_COLUMNS
     assert len(rows) == 5
-    by_file = {r[0]: r for r in rows}
+    by_file = {r[0]: dict(zip(ui.BATCH_COLUMNS, r)) for r in rows}
     for f in files:
-        assert by_file[f.name][2] == pytest.approx(predictor.predict(f).p_fake, abs=1e-6)
-    assert "empty (0 bytes)" in by_file["empty.jpg"][5]
+        assert by_file[f.name]["p_fake"] == pytest.approx(predictor.predict(f).p_fake, abs=1e-6)
+    assert "empty (0 bytes)" in by_file["empty.jpg"]["error"]
     with open(csv_path) as fh:
         assert len(list(csv.DictReader(fh))) == 5
 

@@ -136,3 +136,26 @@ def test_settings_from_environment():
     assert s.server_threads >= 3 * (3 + 10)
     fallback = ServingSettings.from_env({"DEEPFAKE_WORKERS": "many", "DEEPFAKE_QUEUE_SIZE": "-5"})
     assert fallback.workers >= 1 and fallback.queue_size == 0
+
+
+def test_lean_gradio_sessions_hold_the_same_state():
+    """The lazy per-session configs (see serving.lighten_gradio_sessions) look the same as Gradio's own."""
+    from gradio.state_holder import SessionState
+
+    from deepfake_detector.serving import lighten_gradio_sessions
+
+    with gr.Blocks() as demo:
+        box = gr.Textbox(value="hello")
+        number = gr.Number(value=3)
+        gr.Markdown("text")
+        box.submit(lambda s: s, box, number)
+    original_init = getattr(SessionState.__init__, "original", SessionState.__init__)
+    before = SessionState.__new__(SessionState)
+    original_init(before, demo)
+    assert lighten_gradio_sessions()
+    lean = SessionState(demo)
+    assert set(vars(lean)) == set(vars(before))
+    lean._update_value_in_config(number._id, 7)  # what an event's output does
+    assert lean.config_values[number._id]["props"]["value"] == 7
+    before._update_value_in_config(number._id, 7)
+    assert list(lean.components) == list(before.components)  # deep links see every component

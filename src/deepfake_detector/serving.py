@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import copy
 import functools
 import logging
 import os
@@ -222,3 +223,81 @@ def as_files(results: ResultFiles, names: Mapping[int, str]) -> Callable[[Callab
         return wrapper
 
     return decorate
+
+
+class _LazyConfigValues(dict):
+    """A session's per-component configs, computed on first use instead of for every new session.
+
+    Gradio (6.31) builds the config of every component for each new session (~5-10 ms of event-loop
+    time and ~90 KiB here), only to serve deep links; a value update computes its component's
+    entry on demand anyway. Iterating (deep links) computes them all, as before.
+    """
+
+    def __init__(self, blocks_config, block_ids):
+        super().__init__()
+        self._blocks_config = blocks_config
+        self._pending = list(block_ids)
+
+    def _fill(self) -> None:
+        """Compute the missing entries, keeping Gradio's order (the components' order)."""
+        if not self._pending:
+            return
+        computed = dict(dict.items(self))
+        dict.clear(self)
+        for key in self._pending:
+            dict.__setitem__(self, key, computed.pop(key) if key in computed else
+                             self._blocks_config.config_for_block(key, [], self._blocks_config.blocks[key]))
+        for key, value in computed.items():  # entries set for blocks added since
+            dict.__setitem__(self, key, value)
+        self._pending = []
+
+    def __missing__(self, key):
+        value = self._blocks_config.config_for_block(key, [], self._blocks_config.blocks[key])
+        dict.__setitem__(self, key, value)
+        return value
+
+    def __contains__(self, key) -> bool:
+        return dict.__contains__(self, key) or key in self._pending
+
+    def items(self):
+        self._fill()
+        return super().items()
+
+    def values(self):
+        self._fill()
+        return super().values()
+
+    def __iter__(self):
+        self._fill()
+        return super().__iter__()
+
+    def __len__(self) -> int:
+        self._fill()
+        return super().__len__()
+
+
+def lighten_gradio_sessions() -> bool:
+    """Make Gradio's per-session state lazy (see `_LazyConfigValues`); only for the pinned Gradio."""
+    import gradio
+    from gradio import state_holder
+
+    if not gradio.__version__.startswith("6.31."):
+        log.info("Gradio %s: per-session state left as it is", gradio.__version__)
+        return False
+    if getattr(state_holder.SessionState, "_lightened", False):
+        return True
+    original = state_holder.SessionState.__init__
+
+    def __init__(self, blocks) -> None:
+        self.blocks_config = copy.copy(blocks.default_config)
+        self.config_values = _LazyConfigValues(
+            self.blocks_config, [k for k in self.blocks_config.blocks if k in blocks.blocks])
+        self.state_data = {}
+        self._state_ttl = {}
+        self.is_closed = False
+        self.STATE_TTL_WHEN_CLOSED = 1 if os.getenv("GRADIO_IS_E2E_TEST", None) else 3600
+
+    __init__.original = original  # for tests
+    state_holder.SessionState.__init__ = __init__
+    state_holder.SessionState._lightened = True
+    return True

@@ -23,7 +23,7 @@ from .imaging import IMAGE_SUFFIXES, MAX_UPLOAD_MB
 from .inference import FaceResult, Prediction, Predictor
 from .report import fmt as _fmt
 from .report import metric_rows
-from .serving import Gate, ResultFiles, ServingSettings, as_files
+from .serving import Gate, ResultFiles, ServingSettings, as_files, lighten_gradio_sessions
 from .video import (CLIP_RULE, MAX_FRAMES_LIMIT, MAX_VIDEO_MB, VideoPrediction, VideoSettings, predict_video,
                     timeline_image, top_frames)
 
@@ -394,6 +394,7 @@ def launch(env) -> int:
         level = logging.WARNING if env.get("DEEPFAKE_MODEL_REPO") else logging.INFO
         log.log(level, "serving the bundled model: %s", predictor.fallback_reason)
     settings = ServingSettings.from_env(env)
+    lighten_gradio_sessions()  # a new browser tab or API client costs ~0 instead of ~5-10 ms of the event loop
     demo = build_demo(predictor, settings)
     # No Gradio-level limit: the gate in build_demo bounds the heavy handlers and answers 'busy'.
     # Gradio runs at most `max_threads` events at once and queues the rest, sending every queued
