@@ -66,6 +66,26 @@ def test_gate_frees_the_slot_of_a_caller_that_goes_away():
     gate.shutdown()
 
 
+def test_gate_bounds_the_work_ahead_not_only_the_count():
+    """Once a kind of request is known to be slow, fewer of it may wait: the wait stays under max_wait_s."""
+    gate = Gate(workers=1, queue_size=50, max_wait_s=1.0)
+    release = threading.Event()
+
+    async def scenario():
+        await gate.run(time.sleep, 0.4, kind="slow")  # measured: ~0.4 s each
+        waiting = [asyncio.create_task(gate.run(release.wait, 10, kind="slow")) for _ in range(3)]
+        await asyncio.sleep(0.1)  # 1 running + 2 waiting, ~1.2 s of work ahead: no more
+        with pytest.raises(gr.Error, match="The detector is busy"):
+            await gate.run(release.wait, 10, kind="slow")
+        assert gate.status()["work_ahead_s"] > 1.0
+        release.set()
+        await asyncio.gather(*waiting)
+
+    asyncio.run(scenario())
+    assert gate.status()["refused_busy"] == 1 and gate.status()["work_ahead_s"] == 0
+    gate.shutdown()
+
+
 def test_gate_passes_errors_through():
     gate = Gate(workers=1, queue_size=1)
 
@@ -79,7 +99,7 @@ def test_gate_passes_errors_through():
 
 
 def test_busy_message_says_busy_and_when_to_retry():
-    text = BUSY_MESSAGE.format(running=2, waiting=64)
+    text = BUSY_MESSAGE.format(running=2, waiting=64, seconds=3.2)
     assert text.startswith("The detector is busy") and text.endswith("Try again in a few seconds.")
 
 

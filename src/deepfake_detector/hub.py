@@ -55,6 +55,7 @@ class ResolvedModel:
     folder: Path
     source: str  # "hub OWNER/NAME@<commit>" or "bundled <folder>"
     fallback_reason: str | None = None  # why the Hub model is not served; None when it is
+    verified: bool = False  # True when every file was already checked against the manifest here
 
 
 # -- helpers -------------------------------------------------------------------------------------
@@ -295,13 +296,12 @@ def resolve_model(default_dir: str | Path | None = None) -> ResolvedModel:
     try:
         folder, commit, note = _pull(repo_id, revision, None)
     except HubError as exc:
-        log.warning("serving the bundled model %s: %s", _display(default), exc)
         bundled.fallback_reason = str(exc)
         return bundled
     source = f"hub {repo_id}@{commit}" + ("" if revision == commit else f" ({revision})")
     if note:
         source += " (cached copy; Hub unreachable)"
-    return ResolvedModel(folder, source, None)
+    return ResolvedModel(folder, source, None, verified=True)
 
 
 # -- CLI -----------------------------------------------------------------------------------------

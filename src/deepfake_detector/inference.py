@@ -297,22 +297,3 @@ class Predictor:
             "test": {k: test.get(k) for k in ("n", "accuracy", "precision", "recall", "f1", "roc_auc",
                                                 "eer", "ece")},
         }
-
-
-def load_served_predictor() -> Predictor:
-    """The model the app serves: the Hub repo in DEEPFAKE_MODEL_REPO if it loads, else the bundled one."""
-    from .hub import resolve_model
-
-    resolved = resolve_model()
-    try:
-        predictor = Predictor(resolved.folder, source=resolved.source)
-        predictor.fallback_reason = resolved.fallback_reason
-        return predictor
-    except DetectorError as exc:
-        bundled = bundle_io.bundled_model_dir()
-        if Path(resolved.folder).resolve() == bundled.resolve():
-            raise
-        log.warning("model from %s refused (%s); serving the bundled model instead", resolved.source, exc)
-        predictor = Predictor(bundled, source=f"bundled {bundled}")
-        predictor.fallback_reason = str(exc)
-        return predictor

@@ -53,7 +53,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from tqdm import tqdm
 
-    from .inference import Predictor, load_served_predictor
+    from .inference import Predictor
+    from .served_model import load_served_predictor
     from .video import VideoSettings
 
     try:

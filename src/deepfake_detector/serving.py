@@ -1,11 +1,11 @@
 """Serving under load: settings, admission (a bounded wait, then a clear 'busy'), result files.
 
 - `ServingSettings`: the app's serving knobs, read once from the environment.
-- `Gate`: runs the CPU-heavy handlers on `workers` threads; at most `queue_size` requests wait
-  for one, and a request beyond that is refused at once with `BUSY_MESSAGE` (a `gr.Error`, so the
-  browser shows it and `gradio_client` raises it) instead of waiting until its client times out.
-  Waiting requests are coroutines on the event loop, not threads, so a burst costs no threads and
-  the web server stays responsive.
+- `Gate`: runs the CPU-heavy handlers on `workers` threads; at most `queue_size` requests, and at
+  most `max_wait_s` of work, wait for one; a request beyond that is refused at once with
+  `BUSY_MESSAGE` (a `gr.Error`, so the browser shows it and `gradio_client` raises it) instead of
+  waiting until its client times out. Waiting requests are coroutines on the event loop, not
+  threads, so a burst costs no threads.
 - `ResultFiles`: every image a request returns is written by us, once, to a name no other request
   uses, inside Gradio's cache folder (so Gradio serves it without copying). Gradio's own handling
   of numpy outputs writes identical results of concurrent requests to the *same* hash-named file,
@@ -34,8 +34,8 @@ from PIL import Image
 
 log = logging.getLogger(__name__)
 
-BUSY_MESSAGE = ("The detector is busy: {running} requests are running and {waiting} are waiting, as many as "
-                "it holds. Try again in a few seconds.")
+BUSY_MESSAGE = ("The detector is busy: {running} requests are running and {waiting} waiting, about {seconds:.0f} s "
+                "of work ahead. Try again in a few seconds.")
 
 
 def _env_int(env: Mapping[str, str], name: str, default: int, minimum: int) -> int:
@@ -54,19 +54,21 @@ def _env_int(env: Mapping[str, str], name: str, default: int, minimum: int) -> i
 class ServingSettings:
     """How the app serves requests (environment variables in brackets, documented in the README)."""
     workers: int = 2  # requests computed at once [DEEPFAKE_WORKERS]; default: one per CPU core
-    queue_size: int = 64  # requests that may wait for a worker; more get 'busy' [DEEPFAKE_QUEUE_SIZE]
+    queue_size: int = 32  # requests that may wait for a worker; more get 'busy' [DEEPFAKE_QUEUE_SIZE]
+    max_wait_s: float = 10.0  # nor more than this much work ahead of a new request [DEEPFAKE_MAX_WAIT_S]
     result_ttl_s: int = 600  # result files and uploads are deleted this long after [DEEPFAKE_RESULT_TTL_S]
-    # Gradio keeps ~90 KiB of per-session state (its copy of every component's config) for each
-    # browser tab or API client; its default of 10,000 sessions would be ~1 GB. This app keeps no
-    # state between requests, so an evicted session costs only a rebuild. [DEEPFAKE_MAX_SESSIONS]
+    # Gradio keeps per-session state for each browser tab or API client (up to ~90 KiB here: its copy
+    # of every component's config); its default of 10,000 sessions could hold ~1 GB. This app keeps
+    # no state between requests, so an evicted session costs only a rebuild. [DEEPFAKE_MAX_SESSIONS]
     max_sessions: int = 1000
     max_upload_mb: float = 20.0  # [DEEPFAKE_MAX_UPLOAD_MB], enforced by the server and imaging.py
     max_megapixels: float = 40.0  # [DEEPFAKE_MAX_MEGAPIXELS], enforced by imaging.py before decoding
 
     @property
     def server_threads(self) -> int:
-        """Gradio's event slots (and its pre/post-processing threads): every admitted request plus
-        room for as many again to be answered 'busy' at once, so a burst never waits in Gradio's queue."""
+        """Gradio's event slots (and its pre/post-processing threads): every admitted request and room
+        for twice as many more to be answered 'busy' at once, so a burst mostly reaches the gate
+        rather than waiting in Gradio's queue."""
         return max(40, 3 * (self.workers + self.queue_size))
 
     @classmethod
@@ -76,20 +78,31 @@ class ServingSettings:
         env = os.environ if env is None else env
         return cls(workers=_env_int(env, "DEEPFAKE_WORKERS", min(os.cpu_count() or 2, 8), 1),
                    queue_size=_env_int(env, "DEEPFAKE_QUEUE_SIZE", cls.queue_size, 0),
+                   max_wait_s=float(_env_int(env, "DEEPFAKE_MAX_WAIT_S", int(cls.max_wait_s), 1)),
                    result_ttl_s=_env_int(env, "DEEPFAKE_RESULT_TTL_S", cls.result_ttl_s, 60),
                    max_sessions=_env_int(env, "DEEPFAKE_MAX_SESSIONS", cls.max_sessions, 10),
                    max_upload_mb=MAX_UPLOAD_MB, max_megapixels=MAX_PIXELS / 1e6)
 
 
 class Gate:
-    """Admission control: `workers` requests run, `queue_size` wait, the rest are told 'busy'."""
+    """Admission control: `workers` requests run; others wait while the queue holds fewer than
+    `queue_size` and the work ahead of them is under `max_wait_s`; the rest are told 'busy' at once.
 
-    def __init__(self, workers: int, queue_size: int):
+    The work ahead is estimated per kind of request (a plain detection, an explanation, a batch, a
+    video) from the measured duration of the recent ones of that kind, so a queue of explanations
+    (~0.25 s each) is cut shorter than a queue of plain detections (~0.015 s each).
+    """
+
+    def __init__(self, workers: int, queue_size: int, max_wait_s: float | None = None):
         self.workers = workers
         self.queue_size = queue_size
+        self.max_wait_s = max_wait_s
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="detector")
         self._lock = threading.Lock()
         self._in_flight = 0  # admitted and not finished (running or waiting)
+        self._backlog_s = 0.0  # expected seconds of work of the admitted, unfinished requests
+        self._cost_s: dict[str, float] = {}  # per kind: moving average of measured durations
+        self._last_s: dict[str, float] = {}  # per kind: the latest duration (a slowdown shows at once)
         self.finished = 0
         self.refused = 0
 
@@ -97,45 +110,74 @@ class Gate:
     def capacity(self) -> int:
         return self.workers + self.queue_size
 
-    def status(self) -> dict[str, int]:
+    def status(self) -> dict[str, Any]:
         with self._lock:
             running = min(self._in_flight, self.workers)
             return {"running": running, "waiting": self._in_flight - running, "workers": self.workers,
-                    "queue_size": self.queue_size, "finished": self.finished, "refused_busy": self.refused}
+                    "queue_size": self.queue_size, "max_wait_s": self.max_wait_s,
+                    "work_ahead_s": round(self._backlog_s / self.workers, 2),
+                    "finished": self.finished, "refused_busy": self.refused}
 
-    def _admit(self) -> None:
+    def _admit(self, kind: str) -> float:
+        """Count the request in, or raise 'busy'; returns its expected duration."""
         import gradio as gr
 
         with self._lock:
-            if self._in_flight >= self.capacity:
+            ahead_s = self._backlog_s / self.workers
+            full = self._in_flight >= self.capacity
+            too_long = (self.max_wait_s is not None and self._in_flight >= self.workers
+                        and ahead_s > self.max_wait_s)
+            if full or too_long:
                 self.refused += 1
-                raise gr.Error(BUSY_MESSAGE.format(running=self.workers, waiting=self.queue_size), title="Busy",
-                               duration=8, print_exception=False)
+                message = BUSY_MESSAGE.format(running=min(self._in_flight, self.workers),
+                                              waiting=max(0, self._in_flight - self.workers), seconds=ahead_s)
+                raise gr.Error(message, title="Busy", duration=8, print_exception=False)
+            expected = max(self._cost_s.get(kind, 0.0), self._last_s.get(kind, 0.0))
             self._in_flight += 1
+            self._backlog_s += expected
+            return expected
 
-    def _release(self, _future=None) -> None:
+    def _release(self, kind: str, expected: float, seconds: float | None) -> None:
         with self._lock:
             self._in_flight -= 1
+            self._backlog_s = max(0.0, self._backlog_s - expected) if self._in_flight else 0.0
             self.finished += 1
+            if seconds is not None:
+                old = self._cost_s.get(kind)
+                self._cost_s[kind] = seconds if old is None else 0.8 * old + 0.2 * seconds
+                self._last_s[kind] = seconds
 
-    async def run(self, fn: Callable, *args, **kwargs):
+    async def run(self, fn: Callable, *args, kind: str = "default", **kwargs):
         """Run `fn(*args, **kwargs)` on a worker thread once one is free, or refuse at once."""
-        self._admit()
+        expected = self._admit(kind)
+        timing: list[float] = []
+
+        def timed():
+            start = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                timing.append(time.perf_counter() - start)
+
         try:
             # The caller's context (Gradio's request-local state) travels with the work.
-            future = self._executor.submit(contextvars.copy_context().run, functools.partial(fn, *args, **kwargs))
+            future = self._executor.submit(contextvars.copy_context().run, timed)
         except BaseException:
-            self._release()
+            self._release(kind, expected, None)
             raise
         # Released when the work ends, even if the caller goes away while it waits or runs.
-        future.add_done_callback(self._release)
+        future.add_done_callback(lambda _: self._release(kind, expected, timing[0] if timing else None))
         return await asyncio.wrap_future(future)
 
-    def wrap(self, fn: Callable) -> Callable:
-        """An async handler for Gradio that runs the sync `fn` through the gate."""
+    def wrap(self, fn: Callable, kind: str | Callable[..., str] = "default") -> Callable:
+        """An async handler for Gradio that runs the sync `fn` through the gate.
+
+        `kind` names the kind of request (or is a function of the handler's arguments that does).
+        """
         @functools.wraps(fn)
         async def handler(*args, **kwargs):
-            return await self.run(fn, *args, **kwargs)
+            which = kind(*args, **kwargs) if callable(kind) else kind
+            return await self.run(fn, *args, kind=which, **kwargs)
 
         return handler
 

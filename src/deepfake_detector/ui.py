@@ -268,17 +268,23 @@ def evaluation_markdown(predictor: Predictor) -> str:
 
 
 # -- layout --------------------------------------------------------------------------------------
+def _detect_kind(image=None, crop_face=True, explain=False, *_, **__) -> str:
+    """For the gate's cost estimate: an explanation costs ~15x a plain detection."""
+    return "explain" if explain else "detect"
+
+
 def build_demo(predictor: Predictor, settings: ServingSettings | None = None) -> gr.Blocks:
     settings = settings or ServingSettings.from_env()
-    # CPU-heavy handlers run through the gate: `workers` at a time, `queue_size` waiting, the rest
-    # told at once that the detector is busy. Their pictures come back as files written once each.
-    gate = Gate(settings.workers, settings.queue_size)
+    # CPU-heavy handlers run through the gate: `workers` at a time, a bounded queue waiting (at most
+    # `queue_size` requests and `max_wait_s` of work), the rest told at once that the detector is
+    # busy. Their pictures come back as files written once each.
+    gate = Gate(settings.workers, settings.queue_size, settings.max_wait_s)
     results = ResultFiles(ttl_s=settings.result_ttl_s)
     detect_fn = gate.wrap(_user_errors(as_files(results, {3: "faces.jpg", 5: "explanation.jpg"})(
-        functools.partial(detect, predictor))))
-    batch_fn = gate.wrap(_user_errors(functools.partial(detect_batch, predictor, results=results)))
+        functools.partial(detect, predictor))), kind=_detect_kind)
+    batch_fn = gate.wrap(_user_errors(functools.partial(detect_batch, predictor, results=results)), kind="batch")
     video_fn = gate.wrap(_user_errors(as_files(results, {2: "timeline.png"})(
-        functools.partial(detect_video, predictor, results=results))))
+        functools.partial(detect_video, predictor, results=results))), kind="video")
     info_fn = _user_errors(functools.partial(model_info, predictor))
     # Gradio deletes uploads and result files `result_ttl_s` after they were written.
     with gr.Blocks(title="Deepfake detector", analytics_enabled=False,
@@ -364,7 +370,7 @@ def build_demo(predictor: Predictor, settings: ServingSettings | None = None) ->
             info_button.click(info_fn, None, info_json, api_name="model_info", concurrency_limit=None)
             demo.load(info_fn, None, info_json, api_name=False)
 
-        def server_status() -> dict:
+        async def server_status() -> dict:
             """Requests running and waiting now, and the limits (cheap: never waits behind the model)."""
             return gate.status()
 
@@ -383,16 +389,13 @@ def _bundle_examples(predictor: Predictor):
 
 def launch(env) -> int:
     """Load the served model, build the UI and serve it until interrupted."""
-    from .inference import load_served_predictor
+    from .served_model import load_served_predictor
 
     try:
         predictor = load_served_predictor()
     except DetectorError as exc:
         log.error("no model to serve: %s", exc)
         return 2
-    if predictor.fallback_reason:  # a configured Hub repo that failed deserves a warning; none set does not
-        level = logging.WARNING if env.get("DEEPFAKE_MODEL_REPO") else logging.INFO
-        log.log(level, "serving the bundled model: %s", predictor.fallback_reason)
     settings = ServingSettings.from_env(env)
     lighten_gradio_sessions()  # a new browser tab or API client costs ~0 instead of ~5-10 ms of the event loop
     demo = build_demo(predictor, settings)

@@ -1,0 +1,38 @@
+"""Which model the app and the CLI serve: the one place that decides, verifies and logs it.
+
+The Hub repo in DEEPFAKE_MODEL_REPO when it pulls and verifies (hub.py), else the bundled
+`models/default` (or DEEPFAKE_BUNDLED_MODEL); a Hub bundle that the Predictor refuses also
+falls back to the bundled one. The reason for a fallback is logged here once (a warning when
+a Hub repo was configured) and kept on the Predictor for the Evaluation tab.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+from . import bundle, hub
+from .errors import DetectorError
+from .inference import Predictor
+
+log = logging.getLogger(__name__)
+
+
+def load_served_predictor() -> Predictor:
+    resolved = hub.resolve_model()
+    configured = bool(os.environ.get(hub.REPO_ENV, "").strip())
+    reason = resolved.fallback_reason
+    try:
+        # A pulled bundle was verified by hub.py; anything else is verified here (once either way).
+        predictor = Predictor(resolved.folder, source=resolved.source, verify=not resolved.verified)
+    except DetectorError as exc:
+        bundled = bundle.bundled_model_dir()
+        if Path(resolved.folder).resolve() == bundled.resolve():
+            raise
+        reason = f"model from {resolved.source} refused: {exc}"
+        predictor = Predictor(bundled, source=f"bundled {bundled.name}")
+    predictor.fallback_reason = reason
+    if reason:
+        log.log(logging.WARNING if configured else logging.INFO, "serving the bundled model: %s", reason)
+    return predictor
