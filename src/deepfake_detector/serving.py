@@ -198,7 +198,9 @@ class ResultFiles:
         self.root = Path(root)
         self.ttl_s = ttl_s
         self.max_side = max_side  # pictures are shown at most this large
-        self._last_prune = time.monotonic()
+        # First sweep on first use: a server stopped by a signal leaves its files behind (Gradio
+        # deletes its cache only on a clean shutdown).
+        self._last_prune = float("-inf")
         self._prune_lock = threading.Lock()
 
     def new_folder(self) -> Path:
