@@ -25,16 +25,16 @@ MIN_SIDE = 16
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff"})
 
 
-def _env_float(name: str, default: float) -> float:
-    try:
-        return float(os.environ.get(name, default))
-    except ValueError:
-        return default
+@dataclass(frozen=True)
+class InputLimits:
+    """What a user may send; a deployment sets them through ServingSettings (environment)."""
+    max_upload_mb: float = 20.0  # image files
+    max_megapixels: float = 40.0  # checked from the header, before the pixels are decoded
+    max_video_mb: float = 200.0
+    max_video_seconds: float = 600.0
 
 
-# Safe defaults, overridable per deployment (documented in the README).
-MAX_UPLOAD_MB = _env_float("DEEPFAKE_MAX_UPLOAD_MB", 20.0)
-MAX_PIXELS = int(_env_float("DEEPFAKE_MAX_MEGAPIXELS", 40.0) * 1_000_000)
+DEFAULT_LIMITS = InputLimits()
 
 
 @dataclass
@@ -164,8 +164,8 @@ def load_image(
     max_bytes: int | None = None,
 ) -> LoadedImage:
     """Decode `source` to RGB uint8, applying EXIF orientation; raise `ImageError` if unusable."""
-    max_pixels = max_pixels or MAX_PIXELS
-    max_bytes = max_bytes or int(MAX_UPLOAD_MB * 1e6)
+    max_pixels = max_pixels or int(DEFAULT_LIMITS.max_megapixels * 1e6)
+    max_bytes = max_bytes or int(DEFAULT_LIMITS.max_upload_mb * 1e6)
     notes: list[str] = []
     if isinstance(source, np.ndarray):
         im = Image.fromarray(_array_to_uint8(source))

@@ -23,7 +23,7 @@ from scipy.special import expit
 from . import bundle as bundle_io
 from .errors import DetectorError, ImageError
 from .faces import FaceSettings, Framing, frame_faces
-from .imaging import load_image, resize_square
+from .imaging import DEFAULT_LIMITS, InputLimits, load_image, resize_square
 from .ood import input_notes
 
 log = logging.getLogger(__name__)
@@ -140,7 +140,7 @@ class _KerasRunner:
 
 class Predictor:
     def __init__(self, folder: str | Path, source: str | None = None, verify: bool = True,
-                 backend: str = "auto", tflite: str = "model.tflite"):
+                 backend: str = "auto", tflite: str = "model.tflite", limits: InputLimits = DEFAULT_LIMITS):
         self.folder = Path(folder)
         self.manifest = bundle_io.verify(self.folder) if verify else {}
         self.config = bundle_io.read_json(self.folder, "config.json")
@@ -155,6 +155,7 @@ class Predictor:
         band = serving.get("uncertain_band") or [self.threshold, self.threshold]
         self.uncertain_band = (float(band[0]), float(band[1]))
         self.face_settings = FaceSettings()
+        self.limits = limits
         cal = serving.get("calibration") or {"a": 1.0, "b": 0.0}
         self.cal_a, self.cal_b = float(cal["a"]), float(cal["b"])
         tflite = self.folder / tflite
@@ -179,7 +180,8 @@ class Predictor:
 
         `degrade` (rgb -> rgb) alters the decoded image first; evaluation uses it for robustness.
         """
-        loaded = load_image(source)
+        loaded = load_image(source, max_pixels=int(self.limits.max_megapixels * 1e6),
+                            max_bytes=int(self.limits.max_upload_mb * 1e6))
         if degrade is not None:
             loaded.rgb = degrade(loaded.rgb)
         framing = frame_faces(loaded.rgb, enabled=crop, settings=self.face_settings)

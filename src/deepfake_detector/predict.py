@@ -55,11 +55,14 @@ def main(argv: list[str] | None = None) -> int:
 
     from .inference import Predictor
     from .served_model import load_served_predictor
+    from .serving import ServingSettings
     from .video import VideoSettings
 
     try:
-        predictor = Predictor(args.model) if args.model else load_served_predictor()
-        video_settings = VideoSettings(fps=args.fps, max_frames=args.max_frames)
+        limits = ServingSettings.from_env().input_limits()  # the same environment settings as the app
+        predictor = Predictor(args.model, limits=limits) if args.model else load_served_predictor(limits)
+        video_settings = VideoSettings(fps=args.fps, max_frames=args.max_frames,
+                                       max_seconds=limits.max_video_seconds, max_mb=limits.max_video_mb)
     except DetectorError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

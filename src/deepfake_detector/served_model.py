@@ -14,24 +14,26 @@ from pathlib import Path
 
 from . import bundle, hub
 from .errors import DetectorError
+from .imaging import DEFAULT_LIMITS, InputLimits
 from .inference import Predictor
 
 log = logging.getLogger(__name__)
 
 
-def load_served_predictor() -> Predictor:
+def load_served_predictor(limits: InputLimits = DEFAULT_LIMITS) -> Predictor:
     resolved = hub.resolve_model()
     configured = bool(os.environ.get(hub.REPO_ENV, "").strip())
     reason = resolved.fallback_reason
     try:
         # A pulled bundle was verified by hub.py; anything else is verified here (once either way).
-        predictor = Predictor(resolved.folder, source=resolved.source, verify=not resolved.verified)
+        predictor = Predictor(resolved.folder, source=resolved.source, verify=not resolved.verified,
+                              limits=limits)
     except DetectorError as exc:
         bundled = bundle.bundled_model_dir()
         if Path(resolved.folder).resolve() == bundled.resolve():
             raise
         reason = f"model from {resolved.source} refused: {exc}"
-        predictor = Predictor(bundled, source=f"bundled {bundled.name}")
+        predictor = Predictor(bundled, source=f"bundled {bundled.name}", limits=limits)
     predictor.fallback_reason = reason
     if reason:
         log.log(logging.WARNING if configured else logging.INFO, "serving the bundled model: %s", reason)

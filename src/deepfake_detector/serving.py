@@ -32,6 +32,8 @@ from typing import Any, Callable, Mapping
 import numpy as np
 from PIL import Image
 
+from .imaging import InputLimits
+
 log = logging.getLogger(__name__)
 
 BUSY_MESSAGE = ("The detector is busy: {running} requests are running and {waiting} waiting, about {seconds:.0f} s "
@@ -50,6 +52,18 @@ def _env_int(env: Mapping[str, str], name: str, default: int, minimum: int) -> i
     return max(minimum, value)
 
 
+def _env_float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        log.warning("%s=%r is not a number; using %g", name, raw, default)
+        return default
+    return value if value > 0 else default
+
+
 @dataclass(frozen=True)
 class ServingSettings:
     """How the app serves requests (environment variables in brackets, documented in the README)."""
@@ -63,6 +77,11 @@ class ServingSettings:
     max_sessions: int = 1000
     max_upload_mb: float = 20.0  # [DEEPFAKE_MAX_UPLOAD_MB], enforced by the server and imaging.py
     max_megapixels: float = 40.0  # [DEEPFAKE_MAX_MEGAPIXELS], enforced by imaging.py before decoding
+    max_video_mb: float = 200.0  # [DEEPFAKE_MAX_VIDEO_MB], enforced by video.py
+    max_video_seconds: float = 600.0  # [DEEPFAKE_MAX_VIDEO_SECONDS], enforced by video.py
+
+    def input_limits(self) -> InputLimits:
+        return InputLimits(self.max_upload_mb, self.max_megapixels, self.max_video_mb, self.max_video_seconds)
 
     @property
     def server_threads(self) -> int:
@@ -73,15 +92,16 @@ class ServingSettings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "ServingSettings":
-        from .imaging import MAX_PIXELS, MAX_UPLOAD_MB  # read from the environment when imported
-
         env = os.environ if env is None else env
         return cls(workers=_env_int(env, "DEEPFAKE_WORKERS", min(os.cpu_count() or 2, 8), 1),
                    queue_size=_env_int(env, "DEEPFAKE_QUEUE_SIZE", cls.queue_size, 0),
                    max_wait_s=float(_env_int(env, "DEEPFAKE_MAX_WAIT_S", int(cls.max_wait_s), 1)),
                    result_ttl_s=_env_int(env, "DEEPFAKE_RESULT_TTL_S", cls.result_ttl_s, 60),
                    max_sessions=_env_int(env, "DEEPFAKE_MAX_SESSIONS", cls.max_sessions, 10),
-                   max_upload_mb=MAX_UPLOAD_MB, max_megapixels=MAX_PIXELS / 1e6)
+                   max_upload_mb=_env_float(env, "DEEPFAKE_MAX_UPLOAD_MB", cls.max_upload_mb),
+                   max_megapixels=_env_float(env, "DEEPFAKE_MAX_MEGAPIXELS", cls.max_megapixels),
+                   max_video_mb=_env_float(env, "DEEPFAKE_MAX_VIDEO_MB", cls.max_video_mb),
+                   max_video_seconds=_env_float(env, "DEEPFAKE_MAX_VIDEO_SECONDS", cls.max_video_seconds))
 
 
 class Gate:

@@ -19,12 +19,12 @@ import numpy as np
 from PIL import Image
 
 from .errors import DetectorError, ImageError, VideoError
-from .imaging import IMAGE_SUFFIXES, MAX_UPLOAD_MB
+from .imaging import IMAGE_SUFFIXES
 from .inference import FaceResult, Prediction, Predictor
 from .report import fmt as _fmt
 from .report import metric_rows
 from .serving import Gate, ResultFiles, ServingSettings, as_files, lighten_gradio_sessions
-from .video import (CLIP_RULE, MAX_FRAMES_LIMIT, MAX_VIDEO_MB, VideoPrediction, VideoSettings, predict_video,
+from .video import (CLIP_RULE, MAX_FRAMES_LIMIT, VideoPrediction, VideoSettings, predict_video,
                     timeline_image, top_frames)
 
 log = logging.getLogger(__name__)
@@ -216,7 +216,8 @@ def detect_video(predictor: Predictor, video: str | None, crop_face: bool = True
     if not video:
         raise VideoError("no video uploaded: drop an MP4, WebM, MOV, AVI or MKV file")
     settings = VideoSettings(fps=1.0 if fps is None else float(fps),
-                             max_frames=64 if max_frames is None else max_frames)
+                             max_frames=64 if max_frames is None else max_frames,
+                             max_seconds=predictor.limits.max_video_seconds, max_mb=predictor.limits.max_video_mb)
     progress(0, desc="Opening the video")
     result = predict_video(predictor, video, settings, crop=crop_face, name=Path(video).name,
                            progress=lambda done, total: progress((done, total), desc="Scoring frames", unit="frames"))
@@ -375,7 +376,7 @@ def build_demo(predictor: Predictor, settings: ServingSettings | None = None) ->
             return gate.status()
 
         gr.api(server_status, api_name="server_status", concurrency_limit=None)
-        gr.Markdown(f"Uploads up to {MAX_UPLOAD_MB:.0f} MB (videos {MAX_VIDEO_MB:.0f} MB). A score is evidence, "
+        gr.Markdown(f"Uploads up to {predictor.limits.max_upload_mb:.0f} MB (videos {predictor.limits.max_video_mb:.0f} MB). A score is evidence, "
                     "not proof: see the "
                     "Evaluation tab for how this model was measured and its limits.")
     return demo
@@ -391,12 +392,12 @@ def launch(env) -> int:
     """Load the served model, build the UI and serve it until interrupted."""
     from .served_model import load_served_predictor
 
+    settings = ServingSettings.from_env(env)
     try:
-        predictor = load_served_predictor()
+        predictor = load_served_predictor(settings.input_limits())
     except DetectorError as exc:
         log.error("no model to serve: %s", exc)
         return 2
-    settings = ServingSettings.from_env(env)
     lighten_gradio_sessions()  # a new browser tab or API client costs ~0 instead of ~5-10 ms of the event loop
     demo = build_demo(predictor, settings)
     # No Gradio-level limit: the gate in build_demo bounds the heavy handlers and answers 'busy'.
@@ -408,7 +409,7 @@ def launch(env) -> int:
     host = env.get("GRADIO_SERVER_NAME", "127.0.0.1")
     port = int(env.get("GRADIO_SERVER_PORT", "7860"))
     log.info("serving %s on http://%s:%d (%s)", predictor.source, host, port, settings)
-    upload_mb = max(settings.max_upload_mb, MAX_VIDEO_MB)  # videos may be larger; imaging.py holds photos to theirs
+    upload_mb = max(settings.max_upload_mb, settings.max_video_mb)  # imaging.py holds photos to theirs
     demo.launch(server_name=host, server_port=port, max_file_size=f"{upload_mb:.0f}mb",
                 allowed_paths=[str(predictor.folder)], ssr_mode=False, max_threads=settings.server_threads,
                 state_session_capacity=settings.max_sessions)

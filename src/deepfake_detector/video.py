@@ -28,7 +28,7 @@ import cv2
 import numpy as np
 
 from .errors import VideoError
-from .imaging import MIN_SIDE
+from .imaging import DEFAULT_LIMITS, MIN_SIDE
 
 VIDEO_SUFFIXES = frozenset({".mp4", ".webm", ".mov", ".avi", ".mkv"})
 # Seek rather than grab through a gap longer than this (frames). Measured on a 60 s 720p mp4v clip
@@ -47,16 +47,9 @@ CLIP_RULE = ("clip P(fake) = mean P(fake) of the highest-scoring quarter of the 
 _COLOURS = {"fake": (220, 40, 40), "real": (30, 170, 70), "uncertain": (240, 170, 0)}
 
 
-def _env_float(name: str, default: float) -> float:
-    try:
-        return float(os.environ.get(name, default))
-    except ValueError:
-        return default
-
-
-# Deployment limits (documented in the README).
-MAX_VIDEO_MB = _env_float("DEEPFAKE_MAX_VIDEO_MB", 200.0)
-MAX_VIDEO_SECONDS = _env_float("DEEPFAKE_MAX_VIDEO_SECONDS", 600.0)
+# Default limits; a deployment sets its own through ServingSettings (environment, see the README).
+MAX_VIDEO_MB = DEFAULT_LIMITS.max_video_mb
+MAX_VIDEO_SECONDS = DEFAULT_LIMITS.max_video_seconds
 MAX_FRAMES_LIMIT = 512  # the most frames a request may ask for
 
 
