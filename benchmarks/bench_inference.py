@@ -23,7 +23,7 @@ import _common as bench  # first: puts src/ on sys.path
 
 from deepfake_detector.faces import detect_faces, frame_faces
 from deepfake_detector.imaging import load_image, resize_square
-from deepfake_detector.inference import Predictor, _TFLiteRunner
+from deepfake_detector.inference import Predictor, TFLiteRunner
 
 
 def haar_largest_face(rgb: np.ndarray):
@@ -123,7 +123,7 @@ def other_model(cfg, model_input: np.ndarray, quick: bool) -> dict:
     with tempfile.TemporaryDirectory() as work:
         export_tflite(model, size, Path(work), check)
         tflite = Path(work) / "model.tflite"
-        runner = _TFLiteRunner(tflite)
+        runner = TFLiteRunner(tflite)
         x = model_input[None].astype(np.float32)
         call = bench.time_calls(lambda: runner(x), 10 if quick else 300, warmup=3)
         size_bytes = tflite.stat().st_size

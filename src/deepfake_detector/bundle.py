@@ -25,6 +25,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+from . import atomic
 from .errors import BundleError
 
 FORMAT = "deepfake-detector-bundle/1"
@@ -44,9 +45,7 @@ def sha256_file(path: Path) -> str:
 
 def write_json(path: Path, data: Any) -> None:
     """Write JSON atomically (temp file + rename)."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
-    os.replace(tmp, path)
+    atomic.write_text(path, json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
 
 
 def write_manifest(folder: Path) -> dict:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import yaml
 
+from . import atomic
 from .config import KAGGLE_DATASET
 from .report import fmt as _fmt
 from .report import metric_rows
@@ -123,8 +124,4 @@ def _band(metrics: dict) -> str:
 
 
 def write_card(folder: Path, repo_id: str | None = None) -> Path:
-    path = folder / "README.md"
-    tmp = path.with_name("README.md.tmp")
-    tmp.write_text(card_text(folder, repo_id))
-    tmp.replace(path)
-    return path
+    return atomic.write_text(folder / "README.md", card_text(folder, repo_id))

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from . import atomic
+from .atomic import staging_path
 from .config import CLASS_NAMES, KAGGLE_DATASET, SPLITS
 from .errors import DatasetError, ImageError
 from .imaging import IMAGE_SUFFIXES, load_image, resize_square
@@ -135,7 +137,7 @@ def decode(split: Split, size: int, cache_dir: str | Path | None = None, workers
     workers = workers or max(1, min(os.cpu_count() or 1, 8))
     n = len(split.paths)
     images = np.zeros((n, size, size, 3), dtype=np.uint8) if cache_file is None else \
-        np.lib.format.open_memmap(str(cache_file) + ".part", mode="w+", dtype=np.uint8, shape=(n, size, size, 3))
+        np.lib.format.open_memmap(staging_path(cache_file), mode="w+", dtype=np.uint8, shape=(n, size, size, 3))
     keep = np.ones(n, dtype=bool)
     skipped = []
     jobs = [(str(p), size) for p in split.paths]
@@ -154,10 +156,8 @@ def decode(split: Split, size: int, cache_dir: str | Path | None = None, workers
     if cache_file is not None:
         images.flush()
         del images
-        os.replace(str(cache_file) + ".part", cache_file)
-        tmp_meta = meta_file.with_suffix(".json.part")
-        tmp_meta.write_text(json.dumps({"keep": keep.tolist(), "skipped": skipped}))
-        os.replace(tmp_meta, meta_file)
+        os.replace(staging_path(cache_file), cache_file)
+        atomic.write_text(meta_file, json.dumps({"keep": keep.tolist(), "skipped": skipped}))
         images = np.load(cache_file, mmap_mode="r")
     split.images = images
     split.skipped = skipped

@@ -15,6 +15,7 @@ from PIL import Image
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import confusion_matrix, roc_auc_score, roc_curve
 
+from .atomic import atomic_path
 from .data import source_of
 
 log = logging.getLogger(__name__)
@@ -239,9 +240,8 @@ def _roc_points(labels, p, n: int = 101) -> dict:
 
 # -- plots -----------------------------------------------------------------------------------------
 def _save(fig, path: Path) -> None:
-    tmp = path.with_name(path.stem + ".tmp.png")
-    fig.savefig(tmp, dpi=110, bbox_inches="tight")
-    tmp.replace(path)
+    with atomic_path(path) as staging:
+        fig.savefig(staging, dpi=110, bbox_inches="tight", format="png")
 
 
 def plot_all(metrics: dict, history: dict[str, list[float]], folder: Path) -> list[Path]:

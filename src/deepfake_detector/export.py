@@ -21,16 +21,10 @@ MAX_AUC_LOSS = 0.005  # the quantised model is served when it loses at most this
 
 
 def run_tflite(path: Path | str, batch: np.ndarray) -> np.ndarray:
-    """One batched call of a TFLite model (used by the export checks; serving pools interpreters)."""
-    from ai_edge_litert.interpreter import Interpreter
+    """One batched call of a TFLite model, through the same runner serving uses."""
+    from .inference import TFLiteRunner
 
-    interp = Interpreter(model_path=str(path))
-    inp = interp.get_input_details()[0]
-    interp.resize_tensor_input(inp["index"], batch.shape)
-    interp.allocate_tensors()
-    interp.set_tensor(inp["index"], batch.astype(np.float32))
-    interp.invoke()
-    return np.asarray(interp.get_tensor(interp.get_output_details()[0]["index"]), np.float64).reshape(-1)
+    return TFLiteRunner(Path(path), pool_size=1)(batch)
 
 
 def _convert(model, image_size: int, quantize: bool) -> bytes:

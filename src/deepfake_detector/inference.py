@@ -99,7 +99,7 @@ def _prepare_pool() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="prepare")
 
 
-class _TFLiteRunner:
+class TFLiteRunner:
     """A small pool of interpreters: each is single-threaded, the pool serves concurrent calls."""
 
     def __init__(self, model_path: Path, pool_size: int = 2, threads: int = 1):
@@ -164,7 +164,7 @@ class Predictor:
             self._run = _KerasRunner(self.folder)
         else:
             self.backend = "tflite"
-            self._run = _TFLiteRunner(tflite)
+            self._run = TFLiteRunner(tflite)
         log.info("serving %s (%s, %s backend)", self.source, self.config.get("architecture"), self.backend)
 
     # -- the numbers ---------------------------------------------------------------------------

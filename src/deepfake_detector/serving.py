@@ -32,6 +32,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 from PIL import Image
 
+from . import atomic
 from .imaging import InputLimits
 
 log = logging.getLogger(__name__)
@@ -231,22 +232,16 @@ class ResultFiles:
 
     @staticmethod
     def write_bytes(folder: Path, name: str, data: bytes) -> str:
-        path = folder / name
-        staging = folder / f".{name}.partial"
-        staging.write_bytes(data)
-        os.replace(staging, path)  # a reader sees the whole file or none
-        return str(path)
+        return str(atomic.write_bytes(folder / name, data))  # a reader sees the whole file or none
 
     def write_image(self, folder: Path, name: str, rgb: np.ndarray) -> str:
         fmt, options = self.IMAGE_FORMATS[name.rsplit(".", 1)[-1]]
         im = Image.fromarray(np.ascontiguousarray(rgb, dtype=np.uint8))
         if max(im.size) > self.max_side:
             im.thumbnail((self.max_side, self.max_side), Image.Resampling.BILINEAR)
-        path = folder / name
-        staging = folder / f".{name}.partial"
-        im.save(staging, fmt, **options)
-        os.replace(staging, path)
-        return str(path)
+        with atomic.atomic_path(folder / name) as staging:
+            im.save(staging, fmt, **options)
+        return str(folder / name)
 
     def outputs_as_files(self, outputs: tuple, names: Mapping[int, str]) -> tuple:
         """Replace the image arrays at positions `names` (index -> file name) by written files."""
