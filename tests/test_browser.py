@@ -35,7 +35,7 @@ def test_upload_shows_label_with_percentage(page, dataset, tmp_path):
     page.get_by_role("tab", name="Detect").click()
     page.locator("input[type=file]").first.set_input_files(str(fake))
     page.get_by_role("button", name="Detect", exact=True).click()
-    verdict = page.get_by_text(re.compile(r"(Fake|Real) — \d+% confident"))
+    verdict = page.get_by_text(re.compile(r"(Fake|Real) — \d+% confident|Uncertain — the model cannot tell"))
     expect(verdict).to_be_visible(timeout=30_000)
     expect(page.get_by_text(re.compile(r"\d+%")).first).to_be_visible()
     page.screenshot(path=str(tmp_path / "detect.png"), full_page=True)
@@ -50,6 +50,28 @@ def test_bad_upload_shows_friendly_error(page, tmp_path):
     page.get_by_role("button", name="Detect", exact=True).click()
     expect(page.get_by_text(re.compile("not an image|could not be read")).first).to_be_visible(timeout=30_000)
     assert "Traceback" not in page.content()
+    # The previous request's verdict was cleared, not left under the error.
+    expect(page.get_by_text(re.compile(r"— \d+% confident|the model cannot tell"))).to_have_count(0)
+
+
+def test_group_picture_boxes_and_face_table(page, tmp_path):
+    import matplotlib.cbook
+    from PIL import Image
+
+    with matplotlib.cbook.get_sample_data("grace_hopper.jpg") as f:
+        portrait = Image.open(f).convert("RGB")
+    group = Image.new("RGB", (1280, 720), (200, 200, 190))
+    for x, y, scale in ((40, 60, 0.9), (500, 110, 0.75), (880, 160, 0.6)):
+        group.paste(portrait.resize((round(512 * scale), round(600 * scale))), (x, y))
+    path = tmp_path / "group.jpg"
+    group.save(path, quality=92)
+    page.get_by_role("tab", name="Detect").click()
+    page.locator("input[type=file]").first.set_input_files(str(path))
+    page.get_by_role("button", name="Detect", exact=True).click()
+    expect(page.get_by_text(re.compile(r"the most suspicious of 3"))).to_be_visible(timeout=30_000)
+    table = page.locator("table").filter(has_text="box (x, y, w, h)")
+    expect(table.locator("tbody tr")).to_have_count(3)
+    expect(page.locator("img[src*='faces.jpg']").first).to_be_visible()
 
 
 def test_batch_tab(page, dataset, tmp_path):
@@ -60,7 +82,8 @@ def test_batch_tab(page, dataset, tmp_path):
     expect(page.get_by_role("cell", name="predictions.csv")).to_be_visible(timeout=90_000)
     body = page.inner_text("body")
     for f in files:
-        assert re.search(re.escape(f.rsplit("/", 1)[-1]) + r"\s+(fake|real)\s+0\.\d+", body), body[-1500:]
+        assert re.search(re.escape(f.rsplit("/", 1)[-1]) + r"\s+(fake|real)\s+(fake|real|uncertain)\s+0\.\d+",
+                         body), body[-1500:]
     page.screenshot(path=str(tmp_path / "batch.png"), full_page=True)
 
 
