@@ -35,9 +35,10 @@ def synthetic_split(n: int, size: int, seed: int = 0) -> Split:
     return Split("Train", [Path(f"syn_{i:05d}.jpg") for i in range(n)], labels, images)
 
 
-def pipeline_rate(split: Split, batch: int, augment: bool, warmup: int = 2) -> dict:
+def pipeline_rate(split: Split, cfg: TrainConfig, augment: bool, warmup: int = 2) -> dict:
     """Images/s over one epoch of the training dataset, first batches (start-up, buffers) excluded."""
-    ds = make_tf_dataset(split, batch, training=True, seed=0, augment=Augmentation() if augment else None)
+    ds = make_tf_dataset(split, cfg.batch_size, training=True, seed=0, out_size=cfg.image_size,
+                         augment=Augmentation.from_config(cfg) if augment else None)
     it = iter(ds)
     for _ in range(warmup):
         next(it)
@@ -64,18 +65,18 @@ def step_rate(cfg: TrainConfig, steps: int, warmup: int) -> dict:
 def main() -> None:
     args = bench.parse_args("pipeline", __doc__.splitlines()[0], model=False)
     cfg = TrainConfig.from_json(bench.REPO / "configs" / "default.json")
-    split = synthetic_split(512 if args.quick else 2048, cfg.image_size)
-    augmented = pipeline_rate(split, cfg.batch_size, augment=True)
-    plain = pipeline_rate(split, cfg.batch_size, augment=False)
+    split = synthetic_split(512 if args.quick else 2048, cfg.load_size or cfg.image_size)  # as training decodes
+    augmented = pipeline_rate(split, cfg, augment=True)
+    plain = pipeline_rate(split, cfg, augment=False)
     warmup = 1 if args.quick else 3
-    compact = step_rate(cfg, 6 if args.quick else 50, warmup)
+    default = step_rate(cfg, 6 if args.quick else 50, warmup)
     seed_cfg = TrainConfig(architecture="seed", image_size=cfg.image_size, batch_size=cfg.batch_size)
     seed = step_rate(seed_cfg, 2 if args.quick else 20, warmup)
     ratios = {name: round(augmented["images_per_s"] / step["images_per_s"], 2)
-              for name, step in (("compact", compact), ("seed", seed))}
+              for name, step in ((cfg.architecture, default), ("seed", seed))}
     results = {"config": "configs/default.json", "split_images": len(split.labels),
                "pipeline_augmented": augmented, "pipeline_plain": plain,
-               "train_step_compact": compact, "train_step_seed": seed,
+               f"train_step_{cfg.architecture}": default, "train_step_seed": seed,
                "ratio_augmented_pipeline_over_step": ratios, "target_ratio": TARGET_RATIO}
 
     def verdict(ratio: float) -> str:
@@ -88,9 +89,9 @@ def main() -> None:
                       f"{len(split.labels)} images)", [
         ("pipeline, augmented", f"{augmented['images_per_s']:8.1f} images/s"),
         ("pipeline, no augmentation", f"{plain['images_per_s']:8.1f} images/s"),
-        (f"train step, {cfg.architecture}", step(compact)),
+        (f"train step, {cfg.architecture}", step(default)),
         ("train step, seed", step(seed)),
-        (f"augmented pipeline / {cfg.architecture} step", verdict(ratios["compact"])),
+        (f"augmented pipeline / {cfg.architecture} step", verdict(ratios[cfg.architecture])),
         ("augmented pipeline / seed step", verdict(ratios["seed"])),
     ])
     bench.write_results(args.json, "pipeline", args.quick, results)

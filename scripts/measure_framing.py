@@ -1,4 +1,4 @@
-"""How the training faces are framed: BlazeFace box side / image side, per source.
+"""How the training faces are framed: image side / BlazeFace box side, per source.
 
 Serving crops faces with `FaceSettings.crop_scale` = image side / box side; this script
 measures that ratio on training images (which are face crops) so the two framings match.

@@ -42,7 +42,7 @@ class TrainConfig:
     width: int = setting(32, "base channel count of the compact architecture")
     stem_stride: int = setting(1, "stride of the compact architecture's first convolution")
     dropout: float = setting(0.3, "dropout before the classifier")
-    drop_connect: float = setting(0.2, "stochastic depth of the deepest EfficientNet block")
+    drop_connect: float = setting(0.2, "stochastic depth: block k of 16 is skipped with probability drop_connect x k / 16")
     epochs: int = setting(30, "maximum number of epochs")
     batch_size: int = setting(32, "images per step (per replica)")
     optimizer: str = setting("adam", "optimizer", choices=("adam", "adamw"))

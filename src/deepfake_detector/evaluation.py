@@ -297,14 +297,15 @@ def seal(staging: Path, out: Path, data_splits: dict, robustness: bool = True, k
 
     val, test = data_splits["Validation"], data_splits["Test"]
     keep = dict(keep or {})
-    if (staging / QUANTIZED_TFLITE).is_file():
+    if (staging / QUANTIZED_TFLITE).is_file():  # chosen on Validation: Test stays held out
         aucs = []
         for name in ("model.tflite", QUANTIZED_TFLITE):
-            raw, ok = score_files(Predictor(staging, verify=False, tflite=name), test.paths,
-                                  progress=f"scoring Test with {name}")
-            aucs.append(binary_metrics(test.labels[ok], raw[ok], 0.5)["roc_auc"])
-        keep.setdefault("model", {})["quantization"] = choose_tflite(staging, *aucs)
-        log.info("TFLite served: %s", keep["model"]["quantization"])
+            raw, ok = score_files(Predictor(staging, verify=False, tflite=name), val.paths,
+                                  progress=f"scoring Validation with {name}")
+            aucs.append(binary_metrics(val.labels[ok], raw[ok], 0.5)["roc_auc"])
+        record = choose_tflite(staging, *aucs)
+        keep.setdefault("model", {}).update(quantization=record, tflite_bytes=record["tflite_bytes"])
+        log.info("TFLite served: %s", record)
     predictor = Predictor(staging, verify=False, source=f"bundle {out}")
     metrics = evaluate_bundle(predictor, val.paths, val.labels, test.paths, test.labels, robustness=robustness)
     metrics.update(keep)

@@ -1,7 +1,7 @@
 """Keras model -> the files serving reads: model.keras, model.tflite, and a quantised TFLite copy.
 
 The TFLite files are checked against the Keras model before they enter a bundle; whether the
-quantised copy is served is decided on Test AUC when the bundle is sealed (`choose_tflite`).
+quantised copy is served is decided on Validation AUC when the bundle is sealed (`choose_tflite`).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from .errors import DetectorError
 
 log = logging.getLogger(__name__)
 QUANTIZED_TFLITE = "model-int8.tflite"  # present only until the bundle is sealed
-MAX_AUC_LOSS = 0.005  # the quantised model is served when it loses at most this much Test ROC AUC
+MAX_AUC_LOSS = 0.005  # the quantised model is served when it loses at most this much ROC AUC (Validation)
 
 
 def run_tflite(path: Path | str, batch: np.ndarray) -> np.ndarray:
@@ -64,19 +64,22 @@ def export_tflite(model, image_size: int, folder: Path, check_images: np.ndarray
 
 
 def add_quantized(folder: Path, image_size: int) -> None:
-    """Write the int8 copy of an existing bundle's model.keras (for bundles exported without one)."""
+    """Rewrite both TFLite copies of an existing bundle from its model.keras (float32 and int8),
+    so that sealing can choose between them again."""
     from .bundle import load_keras_model
 
-    (folder / QUANTIZED_TFLITE).write_bytes(_convert(load_keras_model(folder), image_size, quantize=True))
+    model = load_keras_model(folder)
+    (folder / "model.tflite").write_bytes(_convert(model, image_size, quantize=False))
+    (folder / QUANTIZED_TFLITE).write_bytes(_convert(model, image_size, quantize=True))
 
 
 def choose_tflite(folder: Path, float_auc: float | None, quantized_auc: float | None) -> dict:
-    """Serve the int8 copy as model.tflite when it keeps Test AUC within MAX_AUC_LOSS; record both.
+    """Serve the int8 copy as model.tflite when it keeps Validation AUC within MAX_AUC_LOSS; record both.
 
     Only one TFLite file stays in the bundle (model.keras is the float reference), keeping it small.
     """
     quantized = folder / QUANTIZED_TFLITE
-    record = {"float32_test_roc_auc": float_auc, "int8_test_roc_auc": quantized_auc,
+    record = {"float32_validation_roc_auc": float_auc, "int8_validation_roc_auc": quantized_auc,
               "max_auc_loss": MAX_AUC_LOSS, "float32_tflite_bytes": (folder / "model.tflite").stat().st_size,
               "served": "float32"}
     if float_auc is not None and quantized_auc is not None and quantized_auc >= float_auc - MAX_AUC_LOSS:

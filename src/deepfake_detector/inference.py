@@ -142,7 +142,11 @@ class Predictor:
     def __init__(self, folder: str | Path, source: str | None = None, verify: bool = True,
                  backend: str = "auto", tflite: str = "model.tflite", limits: InputLimits = DEFAULT_LIMITS):
         self.folder = Path(folder)
-        self.manifest = bundle_io.verify(self.folder) if verify else {}
+        if verify:
+            self.manifest = bundle_io.verify(self.folder)
+        else:  # checked elsewhere (hub.py) or under construction: read it without re-hashing
+            has_manifest = (self.folder / bundle_io.MANIFEST).is_file()
+            self.manifest = bundle_io.read_json(self.folder, bundle_io.MANIFEST) if has_manifest else {}
         self.config = bundle_io.read_json(self.folder, "config.json")
         # A bundle under construction has no metrics yet: serve it uncalibrated at 0.5.
         has_metrics = (self.folder / "metrics.json").is_file() or verify
@@ -158,6 +162,7 @@ class Predictor:
         self.limits = limits
         cal = serving.get("calibration") or {"a": 1.0, "b": 0.0}
         self.cal_a, self.cal_b = float(cal["a"]), float(cal["b"])
+        self.model_file = tflite
         tflite = self.folder / tflite
         if backend == "keras" or (backend == "auto" and not tflite.is_file()):
             self.backend = "keras"
@@ -207,7 +212,7 @@ class Predictor:
         p = self.calibrate(self.raw_scores(prepared.inputs))
         pred = self._scored(name, p, prepared)
         pred.image = prepared.image
-        decider = int(np.argmax(p))
+        decider = pred.deciding_face.index - 1
         pred.crop = prepared.inputs[decider]
         if explain:
             pred.heatmap = self.occlusion_map(pred.crop, float(p[decider]))
@@ -282,7 +287,7 @@ class Predictor:
     def info(self) -> dict[str, Any]:
         test = self.metrics.get("test", {})
         files = self.manifest.get("files", {})
-        model_file = "model.tflite" if self.backend == "tflite" else "model.keras"
+        model_file = self.model_file if self.backend == "tflite" else "model.keras"
         return {
             "source": self.source,
             "fallback_reason": self.fallback_reason,

@@ -13,7 +13,7 @@ import numpy as np
 from .faces import Framing
 from .imaging import LoadedImage
 
-LOW_JPEG_QUALITY = 50  # below the qualities seen in training (Train files and augmentation)
+LOW_JPEG_QUALITY = 50  # below the Train files' qualities; augmentation reaches 40 only for 40% of images
 FLAT_FRACTION = 0.4  # photos have sensor noise: almost no pixel has an exactly flat neighbourhood
 GRAY_TOLERANCE = 2.0  # mean |R-G| and |G-B| below this: the colour channels are one picture
 

@@ -28,10 +28,13 @@ def load_served_predictor(limits: InputLimits = DEFAULT_LIMITS) -> Predictor:
         # A pulled bundle was verified by hub.py; anything else is verified here (once either way).
         predictor = Predictor(resolved.folder, source=resolved.source, verify=not resolved.verified,
                               limits=limits)
-    except DetectorError as exc:
+    except Exception as exc:  # noqa: BLE001 - any failure of a Hub bundle means: serve the bundled one
         bundled = bundle.bundled_model_dir()
         if Path(resolved.folder).resolve() == bundled.resolve():
-            raise
+            if isinstance(exc, DetectorError):
+                raise
+            raise DetectorError(f"the bundled model at {bundled} could not be loaded "
+                                f"({type(exc).__name__}: {exc})") from exc
         reason = f"model from {resolved.source} refused: {exc}"
         predictor = Predictor(bundled, source=f"bundled {bundled.name}", limits=limits)
     predictor.fallback_reason = reason

@@ -96,7 +96,7 @@ class ServingSettings:
         env = os.environ if env is None else env
         return cls(workers=_env_int(env, "DEEPFAKE_WORKERS", min(os.cpu_count() or 2, 8), 1),
                    queue_size=_env_int(env, "DEEPFAKE_QUEUE_SIZE", cls.queue_size, 0),
-                   max_wait_s=float(_env_int(env, "DEEPFAKE_MAX_WAIT_S", int(cls.max_wait_s), 1)),
+                   max_wait_s=max(1.0, _env_float(env, "DEEPFAKE_MAX_WAIT_S", cls.max_wait_s)),
                    result_ttl_s=_env_int(env, "DEEPFAKE_RESULT_TTL_S", cls.result_ttl_s, 60),
                    max_sessions=_env_int(env, "DEEPFAKE_MAX_SESSIONS", cls.max_sessions, 10),
                    max_upload_mb=_env_float(env, "DEEPFAKE_MAX_UPLOAD_MB", cls.max_upload_mb),

@@ -1,8 +1,8 @@
 """Training run: data -> model -> fit -> export -> evaluate -> bundle (-> Hub).
 
 `python train.py [--config FILE] [--data-dir PATH] [...]` lands here. Each step logs one line
-per milestone (and Keras prints one line per epoch in non-TTY logs); the finished bundle is
-moved into place only when every file is written.
+per milestone and one per epoch (metrics, time, time left; a terminal also gets Keras' progress
+bar); the finished bundle is moved into place only when every file is written.
 """
 
 from __future__ import annotations
@@ -133,6 +133,12 @@ def fit(cfg: TrainConfig, splits, work: Path, resume: bool):
     # including a resumed run whose best epoch happened before the interruption.
     if (work / "best.weights.h5").exists():
         model.load_weights(str(work / "best.weights.h5"))
+    if keras.mixed_precision.global_policy().name != "float32":
+        # Export and serving run in float32 on CPUs: rebuild the network in float32, same weights.
+        keras.mixed_precision.set_global_policy("float32")
+        float_model = build_model(dataclasses.replace(cfg, pretrained=False))
+        float_model.set_weights(model.get_weights())
+        model = float_model
     return model, time.time() - start
 
 

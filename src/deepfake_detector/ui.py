@@ -1,6 +1,7 @@
 """Gradio UI and API. Handlers are plain functions of a `Predictor`, testable without a browser.
 
-Endpoints (also used by `gradio_client`): /predict, /predict_batch, /model_info.
+Endpoints (also used by `gradio_client`): /predict, /predict_batch, /predict_video, /model_info,
+/server_status.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import io
 import logging
 import tempfile
 import zipfile
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -160,6 +162,8 @@ def _batch_inputs(files: list[str]) -> tuple[list[Any], list[str], list[dict]]:
                         names.append(f"{path.name}/{m.filename}")
             except zipfile.BadZipFile:
                 rejected.append(_error_row(path.name, "not a valid zip archive"))
+            except (RuntimeError, NotImplementedError, zlib.error) as exc:  # encrypted, odd compression
+                rejected.append(_error_row(path.name, f"the zip archive could not be read ({exc})"))
         else:
             sources.append(str(path))
             names.append(path.name)
@@ -350,7 +354,7 @@ def build_demo(predictor: Predictor, settings: ServingSettings | None = None) ->
                                                  api_name="predict_video", concurrency_limit=None)  # the gate limits it
         with gr.Tab("Batch"):
             files = gr.File(file_count="multiple", label="Images or a zip of images", type="filepath")
-            batch_crop = gr.Checkbox(value=True, label="Crop to the largest face first")
+            batch_crop = gr.Checkbox(value=True, label="Find faces and score each one (off: score the whole image)")
             batch_button = gr.Button("Score all", variant="primary")
             table = gr.Dataframe(headers=BATCH_COLUMNS, label="Predictions", interactive=False)
             csv_file = gr.File(label="CSV download")

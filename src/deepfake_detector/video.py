@@ -470,7 +470,7 @@ def predict_video(predictor, path: str | os.PathLike, settings: VideoSettings | 
     if not frames:
         if errors:
             raise VideoError(f"no frame could be scored: {errors[0]}")
-        raise VideoError(clip._undecodable() if clip.count != 0 else "the video has no frames")
+        raise VideoError(clip._undecodable())  # a zero-frame file was refused when it was opened
 
     n = len(frames)
     if plan is not None and n < len(plan):
