@@ -13,15 +13,21 @@ DEFAULT = ROOT / "models" / "default"
 
 def test_bundled_model_verifies_and_is_small():
     manifest = bundle.verify(DEFAULT)
-    assert sum(entry["size"] for entry in manifest["files"].values()) <= 10 * 1024 * 1024
+    assert sum(entry["size"] for entry in manifest["files"].values()) <= 25 * 1024 * 1024
 
 
 def test_bundled_model_records_how_it_scored():
     metrics = json.loads((DEFAULT / "metrics.json").read_text())
     assert metrics["test"]["n"] > 1000
-    assert set(metrics["test"]["per_source"]) == {"dfdc", "gan140k", "tpdne"}
+    assert set(metrics["test"]["per_source"]) == {"dfdc", "gan140k", "tpdne", "celeba", "sdfd"}
+    assert metrics["test"]["per_source"]["sdfd"]["roc_auc"] is None  # one class: recall only
     assert set(metrics["robustness"]) == {"jpeg_q50", "half_size"}
     assert {"a", "b"} <= set(metrics["serving"]["calibration"])
+    low, high = metrics["serving"]["uncertain_band"]
+    assert low <= metrics["serving"]["threshold"] <= high
+    quantization = metrics["model"]["quantization"]
+    assert quantization["served"] in ("int8", "float32")
+    assert quantization["tflite_bytes"] == (DEFAULT / "model.tflite").stat().st_size
     config = json.loads((DEFAULT / "config.json").read_text())
     assert config["command"].startswith("python train.py --config configs/")
     assert config["train_seconds"] > 0 and config["environment"]["cpu_count"]
@@ -39,3 +45,4 @@ def test_bundled_model_scores_an_example():
     real_example = next(p for p, label in bundle.examples(DEFAULT) if label == "real")
     pred = predictor.predict(real_example)
     assert pred.error is None and pred.face_found is True and 0.0 <= pred.p_fake <= 1.0
+    assert pred.verdict in ("fake", "real", "uncertain") and len(pred.faces) == 1
