@@ -47,7 +47,9 @@ def export_tflite(model, image_size: int, folder: Path, check_images: np.ndarray
     """Write model.keras (no optimizer, no custom code), model.tflite and model-int8.tflite."""
     import keras
 
-    clean = keras.models.clone_model(model)
+    # From the config, not clone_model: a clone keeps the compiled optimizer, and its state would
+    # triple the file (model.keras must hold the network only).
+    clean = keras.Model.from_config(model.get_config())
     clean.set_weights(model.get_weights())
     clean.save(folder / "model.keras")
     (folder / "model.tflite").write_bytes(_convert(clean, image_size, quantize=False))
