@@ -26,7 +26,7 @@ def test_bundled_model_records_how_it_scored():
     low, high = metrics["serving"]["uncertain_band"]
     assert low <= metrics["serving"]["threshold"] <= high
     quantization = metrics["model"]["quantization"]
-    assert quantization["served"] in ("int8", "float32")
+    assert quantization["served"] in ("float16", "float32")
     assert quantization["tflite_bytes"] == (DEFAULT / "model.tflite").stat().st_size
     config = json.loads((DEFAULT / "config.json").read_text())
     assert config["command"].startswith("python train.py --config configs/")

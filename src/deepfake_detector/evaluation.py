@@ -320,7 +320,8 @@ def reevaluate(bundle_dir: str | Path, data_dir: str | Path, robustness: bool = 
                quantize: bool = False) -> dict:
     """Re-measure a bundle with the current serving code; rewrite metrics, plots, card, manifest.
 
-    `quantize`: also try an int8 copy of model.keras and serve it if it keeps Test AUC (see export)."""
+    `quantize`: rewrite the TFLite copies from model.keras and serve the float16 one if it keeps
+    Validation AUC (see export)."""
     import shutil
 
     from . import bundle
@@ -352,7 +353,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-dir", required=True)
     parser.add_argument("--no-robustness", action="store_true", help="skip the JPEG/half-size Test passes")
     parser.add_argument("--quantize", action="store_true",
-                        help="try an int8 TFLite copy and serve it if Test AUC drops by at most 0.005")
+                        help="rewrite the TFLite copies; serve the float16 one if Validation AUC drops by at "
+                             "most 0.005")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
     try:

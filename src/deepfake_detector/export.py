@@ -1,4 +1,8 @@
-"""Keras model -> the files serving reads: model.keras, model.tflite, and a quantised TFLite copy.
+"""Keras model -> the files serving reads: model.keras, model.tflite, and a float16 TFLite copy.
+
+Float16 weights halve the file and, on CPUs, run at the speed of float32 (XNNPACK computes in
+float32); int8 dynamic-range quantisation was measured too: a quarter of the size but ~30%
+slower per call here (12.3 vs 9.5 ms for EfficientNet-Lite0 at 160²), so it is not used.
 
 The TFLite files are checked against the Keras model before they enter a bundle; whether the
 quantised copy is served is decided on Validation AUC when the bundle is sealed (`choose_tflite`).
@@ -16,7 +20,7 @@ import numpy as np
 from .errors import DetectorError
 
 log = logging.getLogger(__name__)
-QUANTIZED_TFLITE = "model-int8.tflite"  # present only until the bundle is sealed
+QUANTIZED_TFLITE = "model-float16.tflite"  # present only until the bundle is sealed
 MAX_AUC_LOSS = 0.005  # the quantised model is served when it loses at most this much ROC AUC (Validation)
 
 
@@ -38,13 +42,14 @@ def _convert(model, image_size: int, quantize: bool) -> bytes:
                              input_signature=[tf.TensorSpec([None, image_size, image_size, 3], tf.float32)])
         archive.write_out(tmp, verbose=False)
         converter = tf.lite.TFLiteConverter.from_saved_model(tmp)
-        if quantize:  # dynamic-range: int8 weights, float activations; no calibration data needed
+        if quantize:  # float16 weights, dequantised once when the interpreter loads
             converter.optimizations = [tf.lite.Optimize.DEFAULT]
+            converter.target_spec.supported_types = [tf.float16]
         return converter.convert()
 
 
 def export_tflite(model, image_size: int, folder: Path, check_images: np.ndarray) -> dict:
-    """Write model.keras (no optimizer, no custom code), model.tflite and model-int8.tflite."""
+    """Write model.keras (no optimizer, no custom code), model.tflite and its float16 copy."""
     import keras
 
     # From the config, not clone_model: a clone keeps the compiled optimizer, and its state would
@@ -59,14 +64,14 @@ def export_tflite(model, image_size: int, folder: Path, check_images: np.ndarray
     diff = float(np.max(np.abs(run_tflite(folder / "model.tflite", x) - ref)))
     if diff > 1e-4:
         raise DetectorError(f"TFLite export disagrees with the Keras model by {diff:.2e} (> 1e-4)")
-    int8_diff = float(np.max(np.abs(run_tflite(folder / QUANTIZED_TFLITE, x) - ref)))
-    log.info("exported model.keras and model.tflite (max |difference| %.1e on %d images; int8 copy %.1e)",
-             diff, len(x), int8_diff)
-    return {"tflite_max_abs_diff": diff, "int8_max_abs_diff": int8_diff, "checked_images": int(len(x))}
+    float16_diff = float(np.max(np.abs(run_tflite(folder / QUANTIZED_TFLITE, x) - ref)))
+    log.info("exported model.keras and model.tflite (max |difference| %.1e on %d images; float16 copy %.1e)",
+             diff, len(x), float16_diff)
+    return {"tflite_max_abs_diff": diff, "float16_max_abs_diff": float16_diff, "checked_images": int(len(x))}
 
 
 def add_quantized(folder: Path, image_size: int) -> None:
-    """Rewrite both TFLite copies of an existing bundle from its model.keras (float32 and int8),
+    """Rewrite both TFLite copies of an existing bundle from its model.keras (float32 and float16),
     so that sealing can choose between them again."""
     from .bundle import load_keras_model
 
@@ -76,17 +81,17 @@ def add_quantized(folder: Path, image_size: int) -> None:
 
 
 def choose_tflite(folder: Path, float_auc: float | None, quantized_auc: float | None) -> dict:
-    """Serve the int8 copy as model.tflite when it keeps Validation AUC within MAX_AUC_LOSS; record both.
+    """Serve the float16 copy as model.tflite when it keeps Validation AUC within MAX_AUC_LOSS; record both.
 
     Only one TFLite file stays in the bundle (model.keras is the float reference), keeping it small.
     """
     quantized = folder / QUANTIZED_TFLITE
-    record = {"float32_validation_roc_auc": float_auc, "int8_validation_roc_auc": quantized_auc,
+    record = {"float32_validation_roc_auc": float_auc, "float16_validation_roc_auc": quantized_auc,
               "max_auc_loss": MAX_AUC_LOSS, "float32_tflite_bytes": (folder / "model.tflite").stat().st_size,
               "served": "float32"}
     if float_auc is not None and quantized_auc is not None and quantized_auc >= float_auc - MAX_AUC_LOSS:
         os.replace(quantized, folder / "model.tflite")
-        record["served"] = "int8"
+        record["served"] = "float16"
     else:
         quantized.unlink()
     record["tflite_bytes"] = (folder / "model.tflite").stat().st_size

@@ -48,7 +48,7 @@ class FaceSettings:
     max_faces: int = 10
     # Run the full-range model too when short-range finds no face, or only faces smaller than this
     # fraction of the image's long side (a scene: more, smaller faces are likely).
-    small_face_ratio: float = 0.2
+    small_face_ratio: float = 0.15
 
 
 @dataclass
