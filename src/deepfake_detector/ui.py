@@ -20,6 +20,7 @@ import gradio as gr
 import numpy as np
 from PIL import Image
 
+from .bundle import examples as bundle_examples
 from .errors import DetectorError, ImageError, VideoError
 from .imaging import IMAGE_SUFFIXES
 from .inference import FaceResult, Prediction, Predictor
@@ -233,10 +234,6 @@ def detect_video(predictor: Predictor, video: str | None, crop_face: bool = True
     return result.to_dict(), video_markdown(result), timeline_image(result, predictor.uncertain_band), gallery
 
 
-def model_info(predictor: Predictor) -> dict:
-    return predictor.info()
-
-
 # -- evaluation tab ----------------------------------------------------------------------------
 def evaluation_markdown(predictor: Predictor) -> str:
     info, m = predictor.info(), predictor.metrics
@@ -290,7 +287,7 @@ def build_demo(predictor: Predictor, settings: ServingSettings | None = None) ->
     batch_fn = gate.wrap(_user_errors(functools.partial(detect_batch, predictor, results=results)), kind="batch")
     video_fn = gate.wrap(_user_errors(as_files(results, {2: "timeline.png"})(
         functools.partial(detect_video, predictor, results=results))), kind="video")
-    info_fn = _user_errors(functools.partial(model_info, predictor))
+    info_fn = _user_errors(predictor.info)
     # Gradio deletes uploads and result files `result_ttl_s` after they were written.
     with gr.Blocks(title="Deepfake detector", analytics_enabled=False,
                    delete_cache=(max(15, settings.result_ttl_s // 4), settings.result_ttl_s)) as demo:
@@ -319,7 +316,7 @@ def build_demo(predictor: Predictor, settings: ServingSettings | None = None) ->
             button.click(lambda: (None, None, "", None, None, None), None, outputs, api_name=False,
                          queue=False).then(detect_fn, [image, crop, explain], outputs, api_name="predict",
                                            concurrency_limit=None)  # the gate limits it
-            examples = _bundle_examples(predictor)
+            examples = bundle_examples(predictor.folder)
             if examples:
                 gr.Examples([[str(p), True, True] for p, _ in examples], inputs=[image, crop, explain],
                             outputs=outputs, fn=detect_fn,
@@ -384,12 +381,6 @@ def build_demo(predictor: Predictor, settings: ServingSettings | None = None) ->
                     "not proof: see the "
                     "Evaluation tab for how this model was measured and its limits.")
     return demo
-
-
-def _bundle_examples(predictor: Predictor):
-    from .bundle import examples
-
-    return examples(predictor.folder)
 
 
 def launch(env) -> int:
