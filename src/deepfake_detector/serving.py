@@ -41,28 +41,17 @@ BUSY_MESSAGE = ("The detector is busy: {running} requests are running and {waiti
                 "of work ahead. Try again in a few seconds.")
 
 
-def _env_int(env: Mapping[str, str], name: str, default: int, minimum: int) -> int:
+def _env_number(env: Mapping[str, str], name: str, default, minimum, kind=int):
+    """`kind`(env[name]) raised to `minimum`; the default when unset or not a number (with a warning)."""
     raw = env.get(name)
     if raw is None or raw.strip() == "":
         return default
     try:
-        value = int(raw)
+        value = kind(raw)
     except ValueError:
-        log.warning("%s=%r is not an integer; using %d", name, raw, default)
+        log.warning("%s=%r is not %s; using %s", name, raw, "an integer" if kind is int else "a number", default)
         return default
     return max(minimum, value)
-
-
-def _env_float(env: Mapping[str, str], name: str, default: float) -> float:
-    raw = env.get(name)
-    if raw is None or raw.strip() == "":
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        log.warning("%s=%r is not a number; using %g", name, raw, default)
-        return default
-    return value if value > 0 else default
 
 
 @dataclass(frozen=True)
@@ -94,15 +83,18 @@ class ServingSettings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "ServingSettings":
         env = os.environ if env is None else env
-        return cls(workers=_env_int(env, "DEEPFAKE_WORKERS", min(os.cpu_count() or 2, 8), 1),
-                   queue_size=_env_int(env, "DEEPFAKE_QUEUE_SIZE", cls.queue_size, 0),
-                   max_wait_s=max(1.0, _env_float(env, "DEEPFAKE_MAX_WAIT_S", cls.max_wait_s)),
-                   result_ttl_s=_env_int(env, "DEEPFAKE_RESULT_TTL_S", cls.result_ttl_s, 60),
-                   max_sessions=_env_int(env, "DEEPFAKE_MAX_SESSIONS", cls.max_sessions, 10),
-                   max_upload_mb=_env_float(env, "DEEPFAKE_MAX_UPLOAD_MB", cls.max_upload_mb),
-                   max_megapixels=_env_float(env, "DEEPFAKE_MAX_MEGAPIXELS", cls.max_megapixels),
-                   max_video_mb=_env_float(env, "DEEPFAKE_MAX_VIDEO_MB", cls.max_video_mb),
-                   max_video_seconds=_env_float(env, "DEEPFAKE_MAX_VIDEO_SECONDS", cls.max_video_seconds))
+        def number(name: str, default, minimum, kind=int):
+            return _env_number(env, name, default, minimum, kind)
+
+        return cls(workers=number("DEEPFAKE_WORKERS", min(os.cpu_count() or 2, 8), 1),
+                   queue_size=number("DEEPFAKE_QUEUE_SIZE", cls.queue_size, 0),
+                   max_wait_s=number("DEEPFAKE_MAX_WAIT_S", cls.max_wait_s, 1.0, float),
+                   result_ttl_s=number("DEEPFAKE_RESULT_TTL_S", cls.result_ttl_s, 60),
+                   max_sessions=number("DEEPFAKE_MAX_SESSIONS", cls.max_sessions, 10),
+                   max_upload_mb=number("DEEPFAKE_MAX_UPLOAD_MB", cls.max_upload_mb, 0.01, float),
+                   max_megapixels=number("DEEPFAKE_MAX_MEGAPIXELS", cls.max_megapixels, 0.01, float),
+                   max_video_mb=number("DEEPFAKE_MAX_VIDEO_MB", cls.max_video_mb, 0.01, float),
+                   max_video_seconds=number("DEEPFAKE_MAX_VIDEO_SECONDS", cls.max_video_seconds, 1.0, float))
 
 
 class Gate:
