@@ -114,3 +114,11 @@ def test_cli_without_model_exits_2(tmp_path):
                             cwd=ROOT, env={"PYTHONPATH": str(ROOT / "src"), "PATH": "/usr/bin:/bin"})
     assert result.returncode == 2
     assert "model bundle not found" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_large_batches_split_over_interpreters_give_the_same_scores(predictor, dataset):
+    files = sorted((dataset / "Test").rglob("*.jpg"))[:40]
+    batch = np.concatenate([predictor.prepare(f).inputs for f in files])
+    together = predictor.raw_scores(batch)  # 40 >= 2 x SPLIT_FROM: split when both interpreters are free
+    one_by_one = np.concatenate([predictor.raw_scores(x[None]) for x in batch])
+    np.testing.assert_allclose(together, one_by_one, atol=1e-5)
