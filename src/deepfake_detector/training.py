@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib.util
 import logging
 import os
 import platform
@@ -278,6 +279,9 @@ def main(argv: list[str] | None = None) -> int:
         cfg, args = parse_args(argv)
         if args.resume and not (cfg.out or cfg.run_name):
             raise DetectorError("--resume needs the --out (or --run-name) of the interrupted run")
+        missing = [name for name in ("tensorflow", "keras", "sklearn") if importlib.util.find_spec(name) is None]
+        if missing:  # a serving-only install (requirements.txt)
+            raise DetectorError(f"training needs {', '.join(missing)}: pip install -r requirements-train.txt")
         run(cfg, resume=args.resume, cache_dir=args.cache_dir, robustness=not args.no_robustness, argv=argv)
     except DetectorError as exc:
         log.error("%s", exc)
