@@ -119,6 +119,17 @@ def peak_rss_mb() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
+def process_memory_mb(pid: int, field: str = "VmRSS") -> float | None:
+    """Another process's memory from /proc: VmRSS (now) or VmHWM (its peak); None once it is gone."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(f"{field}:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    return None
+
+
 # -- reporting -----------------------------------------------------------------------------------
 def print_table(title: str, rows: list[tuple[str, str]]) -> None:
     width = max(len(k) for k, _ in rows)

@@ -55,7 +55,7 @@ from pathlib import Path
 import numpy as np
 
 import _common as bench  # first: puts src/ on sys.path
-from bench_startup import app_env, free_port, http_ok, peak_rss_mb, stop, tail, wait_for
+from bench_startup import app_env, free_port, http_ok, stop, tail, wait_for
 
 BUSY = "The detector is busy"
 API = "gradio_api"
@@ -94,16 +94,6 @@ def parse_args() -> argparse.Namespace:
     if args.json is None:
         args.json = bench.REPO / "benchmarks" / "results" / ("load-soak.json" if args.soak else "load.json")
     return args
-
-
-def rss_mb(pid: int) -> float | None:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return round(int(line.split()[1]) / 1024, 1)
-    except OSError:
-        pass
-    return None
 
 
 def cpu_seconds(pid: int) -> float:
@@ -413,7 +403,7 @@ def main() -> None:
         while time.time() < timing["deadline"]:
             now = time.perf_counter() - t0
             if now >= next_rss:
-                rss_samples.append((round(now, 1), rss_mb(proc.pid)))
+                rss_samples.append((round(now, 1), bench.process_memory_mb(proc.pid)))
                 if args.soak:
                     print(f"  {now:7.0f} s  server RSS {rss_samples[-1][1]} MB", flush=True)
                 next_rss = now + (args.rss_every if args.soak else 1.0)
@@ -423,8 +413,8 @@ def main() -> None:
         server_cpu = cpu_seconds(proc.pid) - server_cpu0
         stop_probe.set()
         probe = probe_results.get(timeout=60)
-        rss_samples.append((round(time.perf_counter() - t0, 1), rss_mb(proc.pid)))
-        peak = peak_rss_mb(proc.pid)
+        rss_samples.append((round(time.perf_counter() - t0, 1), bench.process_memory_mb(proc.pid)))
+        peak = bench.process_memory_mb(proc.pid, "VmHWM")
     finally:
         stop_probe.set()
         stop(proc)

@@ -69,17 +69,6 @@ def http_ok(url: str) -> bool:
     return True
 
 
-def peak_rss_mb(pid: int) -> float | None:
-    """The app's own peak resident memory (VmHWM), read before it is stopped."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return round(int(line.split()[1]) / 1024, 1)
-    except OSError:
-        pass
-    return None
-
-
 def stop(proc: subprocess.Popen) -> None:
     """Stop the app and anything it started (its own process group)."""
     if proc.poll() is None:
@@ -109,7 +98,7 @@ def cold_start(model: Path, image: Path, warm_calls: int, workdir: Path, run: in
         t_answer = time.perf_counter() - started
         warm = bench.time_calls(lambda: client.predict(handle_file(str(image)), api_name="/predict"),
                                 warm_calls, warmup=0)
-        rss = peak_rss_mb(proc.pid)
+        rss = bench.process_memory_mb(proc.pid, "VmHWM")  # the app's own peak, read before it is stopped
     finally:
         stop(proc)
     result = answer[0] if isinstance(answer, (list, tuple)) else answer

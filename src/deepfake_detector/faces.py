@@ -61,6 +61,11 @@ class Face:
     def side(self) -> int:
         return max(self.box[2], self.box[3])
 
+    @property
+    def corners(self) -> np.ndarray:
+        x, y, w, h = self.box
+        return np.array([x, y, x + w, y + h], float)
+
 
 def anchors(spec: DetectorSpec) -> np.ndarray:
     """SSD anchor centres (N x 2, normalised) in the order the model emits its predictions."""
@@ -184,11 +189,10 @@ def _merge(first: list[Face], second: list[Face], iou_threshold: float) -> list[
     """Faces of `first`, plus those of `second` that overlap none of them."""
     if not first:
         return second
-    kept = np.array([[f.box[0], f.box[1], f.box[0] + f.box[2], f.box[1] + f.box[3]] for f in first], float)
+    kept = np.stack([f.corners for f in first])
     out = list(first)
     for f in second:
-        b = np.array([f.box[0], f.box[1], f.box[0] + f.box[2], f.box[1] + f.box[3]], float)
-        if _iou(b, kept).max() < iou_threshold:
+        if _iou(f.corners, kept).max() < iou_threshold:
             out.append(f)
     return out
 

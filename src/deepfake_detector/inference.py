@@ -21,7 +21,7 @@ import numpy as np
 from scipy.special import expit
 
 from . import bundle as bundle_io
-from .errors import DetectorError, ImageError
+from .errors import ImageError
 from .faces import FaceSettings, Framing, frame_faces
 from .imaging import DEFAULT_LIMITS, InputLimits, load_image, resize_square
 from .ood import input_notes
