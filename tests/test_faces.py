@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from deepfake_detector.faces import SHORT_RANGE, FaceSettings, anchors, decode, detect_faces, frame_faces
+from deepfake_detector.faces import (SHORT_RANGE, FaceSettings, anchors, decode, detect_faces, frame_faces,
+                                     reduced)
 
 # grace_hopper.jpg (512x600): her face box as the short-range detector reports it at full size.
 HOPPER_FACE = (167, 143, 197, 197)
@@ -98,3 +99,37 @@ def test_no_face_and_crop_off():
     noise = np.random.default_rng(0).integers(0, 255, (300, 400, 3), dtype=np.uint8)
     assert frame_faces(noise).kind == "no_face"
     assert frame_faces(np.asarray(hopper()), enabled=False).kind == "whole"
+
+
+def test_reduced_copy_is_exact_two_by_two_means():
+    rng = np.random.default_rng(1)
+    rgb = rng.integers(0, 256, (1537, 2049, 3), dtype=np.uint8)  # odd sides: last row/column dropped
+    small, factor = reduced(rgb, 384)
+    assert factor == 4 and small.shape == (384, 512, 3)
+    block = rgb[8:12, 20:24].reshape(-1, 3).astype(float).mean(axis=0)  # reduced pixel (2, 5)
+    assert small[2, 5] == pytest.approx(block, abs=1)
+    assert reduced(rgb[:700, :700], 384)[1] == 1  # halving once would go below 384
+
+
+def test_large_photo_boxes_match_the_unreduced_detection_and_crops_are_full_size():
+    """A 12 MP photo: detection on the halved copy finds the faces the full picture gives, and the
+    scored crops are cut from the full-resolution pixels."""
+    canvas = Image.new("RGB", (4000, 3000), (120, 125, 130))
+    placed = [(300, 500, 3.5, False), (2500, 900, 2.2, True)]
+    for x, y, scale, mirror in placed:
+        canvas.paste(hopper(scale, mirror), (x, y))
+    rgb = np.asarray(canvas)
+    halved = detect_faces(rgb)
+    direct = detect_faces(rgb, FaceSettings(detection_side=10**9))  # nothing halved: the old path
+    assert len(halved) == len(direct) == 2
+    for a, b, (x, y, scale, mirror) in zip(halved, direct, placed):
+        assert np.abs(a.corners - b.corners).max() < 0.03 * b.side
+        assert np.abs(a.keypoints - b.keypoints).max() < 0.03 * b.side
+        cx, cy, side = expected_box(x, y, scale, mirror)
+        assert abs(a.box[0] + a.box[2] / 2 - cx) < 0.2 * side and 0.75 * side < a.box[2] < 1.3 * side
+    framing = frame_faces(rgb)
+    assert framing.kind == "faces" and len(framing.regions) == 2
+    for region in framing.regions:
+        x, y, s, _ = region.box
+        assert s > 700  # full-size pixels: larger than the whole reduced copy the detectors saw (500x375)
+        assert np.shares_memory(region.rgb, rgb) and np.array_equal(region.rgb, rgb[y:y + s, x:x + s])
