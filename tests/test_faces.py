@@ -2,30 +2,44 @@
 
 from __future__ import annotations
 
+import cv2
 import matplotlib.cbook
 import numpy as np
 import pytest
+import skimage.data
 from PIL import Image
 
 from deepfake_detector.faces import (SHORT_RANGE, FaceSettings, anchors, decode, detect_faces, frame_faces,
                                      reduced)
 
-# grace_hopper.jpg (512x600): her face box as the short-range detector reports it at full size.
+# Public-domain portraits that ship in installed packages, and each face's box as the short-range
+# detector reports it at full size: matplotlib's grace_hopper.jpg (512x600), skimage's astronaut
+# (Eileen Collins, NASA; 512x512).
 HOPPER_FACE = (167, 143, 197, 197)
+ASTRONAUT_FACE = (178, 80, 94, 94)
+PORTRAITS = {"hopper": HOPPER_FACE, "astronaut": ASTRONAUT_FACE}
 
 
-def hopper(scale: float = 1.0, mirror: bool = False) -> Image.Image:
+def portrait(name: str = "hopper") -> Image.Image:
+    if name == "astronaut":
+        return Image.fromarray(skimage.data.astronaut())
     with matplotlib.cbook.get_sample_data("grace_hopper.jpg") as f:
-        im = Image.open(f).convert("RGB")
+        return Image.open(f).convert("RGB")
+
+
+def hopper(scale: float = 1.0, mirror: bool = False, name: str = "hopper") -> Image.Image:
+    im = portrait(name)
     if mirror:
         im = im.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
-    return im.resize((round(512 * scale), round(600 * scale)))
+    return im.resize((round(im.width * scale), round(im.height * scale)))
 
 
-def expected_box(x: int, y: int, scale: float, mirror: bool = False) -> tuple[float, float, float]:
-    fx, fy, fw, _ = HOPPER_FACE
+def expected_box(x: int, y: int, scale: float, mirror: bool = False,
+                 name: str = "hopper") -> tuple[float, float, float]:
+    """Centre (x, y) and side of the face of portrait `name` pasted at (x, y), scaled and mirrored so."""
+    fx, fy, fw, _ = PORTRAITS[name]
     if mirror:
-        fx = 512 - fx - fw
+        fx = portrait(name).width - fx - fw
     return x + (fx + fw / 2) * scale, y + (fy + fw / 2) * scale, fw * scale
 
 
@@ -133,3 +147,90 @@ def test_large_photo_boxes_match_the_unreduced_detection_and_crops_are_full_size
         x, y, s, _ = region.box
         assert s > 700  # full-size pixels: larger than the whole reduced copy the detectors saw (500x375)
         assert np.shares_memory(region.rgb, rgb) and np.array_equal(region.rgb, rgb[y:y + s, x:x + s])
+
+
+# Pictures of several people: (canvas width, height), then (portrait, x, y, scale, mirrored) per person.
+# The smallest faces are ~8% of the long side: the full-range model (192 px input) misses faces
+# under ~6% (about 11 px in its input), and boxes them less steadily just above that.
+GROUPS = {
+    "three, mixed sizes": ((1600, 1000), [("hopper", 60, 120, 0.8, False), ("astronaut", 520, 80, 1.2, False),
+                                          ("hopper", 1250, 500, 0.45, True)]),
+    "small faces in a wide shot": ((1280, 720), [("astronaut", 20, 150, 1.05, False),
+                                                 ("hopper", 600, 380, 0.5, True), ("hopper", 900, 100, 0.55, False)]),
+    "large photo, big faces": ((2400, 1600), [("astronaut", 100, 200, 2.0, True), ("hopper", 1300, 300, 1.5, False)]),
+}
+
+
+@pytest.mark.parametrize("layout", GROUPS)
+def test_every_face_of_a_group_picture_is_boxed_where_it_is(layout):
+    size, people = GROUPS[layout]
+    canvas = Image.new("RGB", size, (150, 160, 155))
+    for name, x, y, scale, mirror in people:
+        canvas.paste(hopper(scale, mirror, name), (x, y))
+    faces = detect_faces(np.asarray(canvas))
+    assert len(faces) == len(people)
+    for name, x, y, scale, mirror in people:
+        cx, cy, side = expected_box(x, y, scale, mirror, name)
+        on_it = [f for f in faces if abs(f.box[0] + f.box[2] / 2 - cx) < 0.2 * side
+                 and abs(f.box[1] + f.box[3] / 2 - cy) < 0.2 * side]
+        assert len(on_it) == 1, f"{name} at ({x}, {y}) x{scale}: {[f.box for f in faces]}"
+        assert 0.75 * side < on_it[0].box[2] < 1.3 * side
+
+
+WITH_MESH = FaceSettings(landmarks=True)
+
+
+def astronaut_face():
+    rgb = skimage.data.astronaut()
+    return rgb, frame_faces(rgb, settings=WITH_MESH).regions[0].face
+
+
+def test_facemesh_landmarks_sit_on_the_face():
+    rgb, face = astronaut_face()
+    assert face.landmarks.shape == (468, 2)
+    x, y, w, h = face.box
+    # Eye centres (FaceMesh's eye contours) within a few pixels of BlazeFace's eye keypoints...
+    for mesh_eye, detector_eye in zip(face.eyes, face.keypoints[:2]):
+        assert np.linalg.norm(mesh_eye - detector_eye) < 0.06 * w  # 5.6 px on this 94 px face
+    # ...and on the dark irises, not the skin around them.
+    gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(float)
+    skin = gray[y + h // 2 - 2:y + h // 2 + 3, x + w // 2 - 2:x + w // 2 + 3].mean()
+    for ex, ey in np.round(face.eyes).astype(int):
+        assert gray[ey - 1:ey + 2, ex - 1:ex + 2].mean() < 0.5 * skin
+    marks = face.named_landmarks()
+    (lx, ly), (rx, ry) = marks["eyes"]
+    nose, mouth = marks["nose_tip"], marks["mouth"]
+    assert lx < nose[0] < rx and max(ly, ry) < nose[1] < mouth[1] < y + h
+    assert np.linalg.norm(np.array(mouth) - face.keypoints[3]) < 0.06 * w
+    assert face.roll_degrees == pytest.approx(3.9, abs=1.0)  # her head leans slightly (eyes: 41.7 px apart, 2.8 down)
+
+
+@pytest.mark.parametrize("turn", [20, -20])
+def test_landmarks_follow_a_turned_face(turn):
+    """Turning the picture about the face turns the landmarks with it and changes the roll by as much."""
+    rgb, face = astronaut_face()
+    x, y, w, h = face.box
+    turning = cv2.getRotationMatrix2D((x + w / 2, y + h / 2), turn, 1.0)  # counter-clockwise as shown
+    turned = cv2.warpAffine(rgb, turning, rgb.shape[1::-1], borderMode=cv2.BORDER_REFLECT_101)
+    moved = frame_faces(turned, settings=WITH_MESH).regions[0].face
+    assert moved.roll_degrees == pytest.approx(face.roll_degrees - turn, abs=2.0)
+    expected = face.landmarks @ turning[:, :2].T + turning[:, 2]
+    assert np.median(np.linalg.norm(moved.landmarks - expected, axis=1)) < 1.5
+
+
+def test_landmarks_on_a_large_photo_match_the_small_one():
+    """A 3072 px face photo is halved before FaceMesh sees it: the points land where they do at 512 px."""
+    rgb, face = astronaut_face()
+    big = np.asarray(Image.fromarray(rgb).resize((3072, 3072), Image.Resampling.BICUBIC))
+    large = frame_faces(big, settings=WITH_MESH).regions[0].face
+    assert np.median(np.linalg.norm(large.landmarks / 6 - face.landmarks, axis=1)) < 1.0
+
+
+def test_served_without_facemesh_the_detector_keypoints_give_the_same_fields():
+    rgb = skimage.data.astronaut()
+    face = frame_faces(rgb).regions[0].face  # serving's default: FaceMesh off
+    assert face.landmarks is None
+    assert np.array_equal(face.eyes[0], face.keypoints[0]) and np.array_equal(face.eyes[1], face.keypoints[1])
+    assert face.named_landmarks()["nose_tip"] == pytest.approx(face.keypoints[2].tolist(), abs=0.05)
+    # BlazeFace's right eye keypoint sits below her eye (see the FaceMesh test): the free roll overstates the lean.
+    assert face.roll_degrees == pytest.approx(9.8, abs=1.0)

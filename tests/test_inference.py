@@ -44,6 +44,7 @@ def test_no_face_scores_the_whole_image(predictor):
     pred = predictor.predict(noise)
     assert pred.error is None and pred.face_found is False
     assert "no face found: scored the whole image" in pred.notes
+    assert pred.faces[0].face_box is None and pred.faces[0].roll_degrees is None and pred.faces[0].landmarks is None
 
 
 def test_crop_can_be_turned_off(predictor):
@@ -62,6 +63,12 @@ def test_prediction_fields_and_consistency(predictor):
     assert d["verdict"] in ("fake", "real", "uncertain") and len(d["faces"]) == 1
     assert d["faces"][0]["p_fake"] == d["p_fake"] and d["faces"][0]["index"] == 1
     assert d["confidence"] == pytest.approx(d["p_fake"] if d["label"] == "fake" else 1 - d["p_fake"])
+    face = d["faces"][0]
+    x, y, w, h = face["face_box"]
+    (lx, ly), (rx, ry) = face["landmarks"]["eyes"]
+    nose, mouth = face["landmarks"]["nose_tip"], face["landmarks"]["mouth"]
+    assert x < lx < nose[0] < rx < x + w and y < max(ly, ry) < nose[1] < mouth[1] < y + h  # an upright face
+    assert face["roll_degrees"] == pytest.approx(np.degrees(np.arctan2(ry - ly, rx - lx)), abs=0.1)
     json.dumps(d)  # serialisable as is
 
 

@@ -45,6 +45,9 @@ class FaceResult:
     label: str  # "fake" | "real" at the threshold
     verdict: str  # "fake" | "real" | "uncertain"
     confidence: float  # probability of `label`
+    # Where the face's eyes, nose and mouth are (None when the whole image was scored without a face):
+    roll_degrees: float | None = None  # eye line's turn from level, positive clockwise as shown
+    landmarks: dict[str, list] | None = None  # eyes (picture's left first), nose_tip, mouth: x, y pixels
 
 
 @dataclass
@@ -260,9 +263,12 @@ class Predictor:
         for i, (region, p_fake) in enumerate(zip(prepared.framing.regions, p), start=1):
             p_fake = round(float(p_fake), 6)
             label = "fake" if p_fake >= self.threshold else "real"
-            face_box = list(region.face.box) if region.face is not None else None
-            faces.append(FaceResult(i, list(region.box), face_box, p_fake, label, self.verdict_of(p_fake),
-                                    round(p_fake if label == "fake" else 1.0 - p_fake, 6)))
+            face = region.face
+            found = face is not None
+            faces.append(FaceResult(i, list(region.box), list(face.box) if found else None, p_fake, label,
+                                    self.verdict_of(p_fake), round(p_fake if label == "fake" else 1.0 - p_fake, 6),
+                                    roll_degrees=round(face.roll_degrees, 1) if found else None,
+                                    landmarks=face.named_landmarks() if found else None))
         top = max(faces, key=lambda f: f.p_fake)  # the picture is as suspicious as its most suspicious face
         notes = list(prepared.notes)
         if len(faces) > 1:
