@@ -21,6 +21,7 @@ import functools
 import logging
 import os
 import shutil
+import sys
 import threading
 import time
 import uuid
@@ -352,3 +353,44 @@ def lighten_gradio_sessions() -> bool:
     state_holder.SessionState.__init__ = __init__
     state_holder.SessionState._lightened = True
     return True
+
+
+def quiet_gradio_analytics(queue) -> bool:
+    """Stop Gradio's queue from summarising all its recent traffic after every request.
+
+    Gradio (6.31) rebuilds a pandas summary of up to its last 10,000 requests after each one (11 ms
+    of CPU per request at 1,000, 30 ms at 10,000: a server slowing down as it runs) for its
+    monitoring dashboard, which `launch` turns off. The summary is never computed, and only the
+    latest requests are remembered (the dashboard's raw data, kept by Gradio but unused here).
+    """
+    if not hasattr(queue, "ANAYLTICS_CACHE_FREQUENCY"):  # (sic) Gradio's name for the setting
+        log.info("Gradio %s: its traffic summary left as it is", getattr(queue, "__module__", "?"))
+        return False
+    queue.ANAYLTICS_CACHE_FREQUENCY = sys.maxsize  # requests between two summaries
+    queue.ANALYTICS_MAX_EVENTS = 100
+    return True
+
+
+async def _no_login() -> None:
+    return None
+
+
+def skip_gradio_login_check(app) -> bool:
+    """Without a login configured, answer Gradio's per-request login check on the event loop.
+
+    Gradio guards its upload, file and API routes with a `login_check` dependency written as a plain
+    function, so FastAPI runs it on a worker thread for every request (4 hand-offs per prediction,
+    each waiting for the interpreter lock behind the model workers). With no login set up it always
+    passes; FastAPI's documented `dependency_overrides` replaces it by a coroutine that does the same.
+    """
+    if getattr(app, "auth", None) is not None or getattr(app, "auth_dependency", None) is not None:
+        return False
+    routes = list(app.routes)
+    for route in app.routes:  # FastAPI 0.165 keeps an included router's routes inside it
+        routes += getattr(getattr(route, "original_router", None), "routes", [])
+    checks = {route.endpoint for route in routes if getattr(route, "path", "").endswith("/login_check")}
+    for check in checks:
+        app.dependency_overrides[check] = _no_login
+    if not checks:
+        log.info("no Gradio login check found: left as it is")
+    return bool(checks)

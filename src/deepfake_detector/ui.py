@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import csv
 import functools
+import inspect
 import io
+import json
 import logging
 import tempfile
 import zipfile
@@ -26,7 +28,8 @@ from .imaging import IMAGE_SUFFIXES
 from .inference import FaceResult, Prediction, Predictor
 from .report import fmt as _fmt
 from .report import metric_rows
-from .serving import Gate, ResultFiles, ServingSettings, as_files, lighten_gradio_sessions
+from .serving import (Gate, ResultFiles, ServingSettings, as_files, lighten_gradio_sessions, quiet_gradio_analytics,
+                      skip_gradio_login_check)
 from .video import (CLIP_RULE, MAX_FRAMES_LIMIT, VideoPrediction, VideoSettings, predict_video,
                     timeline_image, top_frames)
 
@@ -269,6 +272,38 @@ def evaluation_markdown(predictor: Predictor) -> str:
     return "\n".join(lines)
 
 
+def _plain(value):
+    """JSON types only (numpy scalars and arrays converted), as Gradio's JSON output makes them."""
+    return json.loads(json.dumps(value, default=lambda o: o.tolist() if isinstance(o, (np.ndarray, np.generic)) else str(o)))
+
+
+def _file_value(path: str | None) -> dict | None:
+    """A result file as an image output sends it (Gradio adds its URL)."""
+    return None if path is None else {"path": path, "orig_name": Path(path).name, "meta": {"_type": "gradio.FileData"}}
+
+
+def raw_detect(fn):
+    """`fn` (image path, crop, explain -> `detect`'s outputs, pictures as files) for an event that skips
+    Gradio's pre- and postprocessing: it takes the upload as the client sent it and returns what
+    Gradio's components would have sent back.
+
+    Gradio runs each component's processing on a thread of its own: 9 hand-offs per request, each
+    waiting for the interpreter lock behind the workers, plus a pandas table for the face list. Here it
+    is a fraction of a millisecond on the worker thread. Uploads are still checked by Gradio (only
+    files it received may be read) before this runs.
+    """
+    @functools.wraps(fn)
+    def wrapper(image, crop_face=True, explain=False):
+        path = image.get("path") if isinstance(image, dict) else image
+        details, probabilities, verdict, annotated, rows, heat = fn(path, crop_face, explain)
+        ranked = sorted(probabilities.items(), key=lambda item: item[1], reverse=True)
+        label = {"label": ranked[0][0], "confidences": [{"label": k, "confidence": v} for k, v in ranked]}
+        return (_plain(details), _plain(label), inspect.cleandoc(verdict), _file_value(annotated),
+                {"headers": FACE_COLUMNS, "data": _plain(rows), "metadata": None}, _file_value(heat))
+
+    return wrapper
+
+
 # -- layout --------------------------------------------------------------------------------------
 def _detect_kind(image=None, crop_face=True, explain=False, *_, **__) -> str:
     """For the gate's cost estimate: an explanation costs ~15x a plain detection."""
@@ -282,8 +317,9 @@ def build_demo(predictor: Predictor, settings: ServingSettings | None = None) ->
     # busy. Their pictures come back as files written once each.
     gate = Gate(settings.workers, settings.queue_size, settings.max_wait_s)
     results = ResultFiles(ttl_s=settings.result_ttl_s)
-    detect_fn = gate.wrap(_user_errors(as_files(results, {3: "faces.jpg", 5: "explanation.jpg"})(
-        functools.partial(detect, predictor))), kind=_detect_kind)
+    detect_files = as_files(results, {3: "faces.jpg", 5: "explanation.jpg"})(functools.partial(detect, predictor))
+    detect_fn = gate.wrap(_user_errors(detect_files), kind=_detect_kind)  # for the examples
+    detect_raw_fn = gate.wrap(_user_errors(raw_detect(detect_files)), kind=_detect_kind)  # /predict
     batch_fn = gate.wrap(_user_errors(functools.partial(detect_batch, predictor, results=results)), kind="batch")
     video_fn = gate.wrap(_user_errors(as_files(results, {2: "timeline.png"})(
         functools.partial(detect_video, predictor, results=results))), kind="video")
@@ -314,8 +350,9 @@ def build_demo(predictor: Predictor, settings: ServingSettings | None = None) ->
             outputs = [details, label, verdict, annotated, faces_table, heat_view]
             # Clear first, so a failed request never leaves the previous verdict on screen.
             button.click(lambda: (None, None, "", None, None, None), None, outputs, api_name=False,
-                         queue=False).then(detect_fn, [image, crop, explain], outputs, api_name="predict",
-                                           concurrency_limit=None)  # the gate limits it
+                         queue=False).then(detect_raw_fn, [image, crop, explain], outputs, api_name="predict",
+                                           concurrency_limit=None,  # the gate limits it
+                                           preprocess=False, postprocess=False)  # raw_detect does both
             examples = bundle_examples(predictor.folder)
             if examples:
                 gr.Examples([[str(p), True, True] for p, _ in examples], inputs=[image, crop, explain],
@@ -401,13 +438,16 @@ def launch(env) -> int:
     # burst reaches the gate at once, updates once a second, and Gradio's own limit (generic
     # message) only as a backstop against floods.
     demo.queue(default_concurrency_limit=None, status_update_rate=1, max_size=4 * settings.server_threads)
+    quiet_gradio_analytics(demo._queue)  # its per-request traffic summary feeds only the dashboard turned off below
     host = env.get("GRADIO_SERVER_NAME", "127.0.0.1")
     port = int(env.get("GRADIO_SERVER_PORT", "7860"))
     log.info("serving %s on http://%s:%d (%s)", predictor.source, host, port, settings)
     upload_mb = max(settings.max_upload_mb, settings.max_video_mb)  # imaging.py holds photos to theirs
     demo.launch(server_name=host, server_port=port, max_file_size=f"{upload_mb:.0f}mb",
                 allowed_paths=[str(predictor.folder)], ssr_mode=False, max_threads=settings.server_threads,
-                state_session_capacity=settings.max_sessions)
+                state_session_capacity=settings.max_sessions, enable_monitoring=False, prevent_thread_lock=True)
+    skip_gradio_login_check(demo.app)  # on the app that launch built; then serve until interrupted
+    demo.block_thread()
     return 0
 
 
