@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import importlib.util
+import json
 import logging
 import os
 import platform
@@ -37,6 +38,9 @@ def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, argparse.Nam
                    help="continue an interrupted run of the same --out from its last finished epoch")
     p.add_argument("--cache-dir", help="keep decoded images here (memory-mapped) and reuse them")
     p.add_argument("--no-robustness", action="store_true", help="skip the JPEG/half-size Test passes")
+    p.add_argument("--trained-weights", metavar="DIR",
+                   help="skip fitting: seal a bundle from the output of `python -m deepfake_detector.portable "
+                        "train` (weights trained elsewhere with this same config)")
     defaults = TrainConfig()
     for f in dataclasses.fields(TrainConfig):
         if f.name == "extra":
@@ -178,6 +182,39 @@ def start_from(model, folder: str) -> None:
     log.info("starting from the weights of %s", folder)
 
 
+# Settings that do not change what a run learns: they may differ between the portable run and sealing.
+_PLACE_SETTINGS = {"data_dir", "download_dir", "out", "run_name", "push_to_hub", "private", "strategy"}
+
+
+def adopt_trained(cfg: TrainConfig, folder: Path, work: Path):
+    """The model of a portable run (`portable.py train`), checked against this run's config."""
+    from .model import build_model
+    from .portable import WEIGHTS_FILE
+
+    try:
+        trained_cfg = json.loads((folder / "config.json").read_text())
+        trained_run = json.loads((folder / "run.json").read_text())
+        with np.load(folder / WEIGHTS_FILE) as z:
+            weights = [z[f"arr_{i}"] for i in range(len(z.files))]
+    except (OSError, ValueError) as exc:
+        raise DetectorError(f"--trained-weights {folder}: not the output of a finished portable run "
+                            f"({type(exc).__name__}: {exc})") from None
+    ours = cfg.to_dict()
+    differ = sorted(k for k in ours if k not in _PLACE_SETTINGS and trained_cfg.get(k) != ours[k])
+    if differ:
+        raise DetectorError(f"--trained-weights {folder} was trained with other settings: "
+                            + ", ".join(f"{k}={trained_cfg.get(k)!r} (here {ours[k]!r})" for k in differ))
+    model = build_model(dataclasses.replace(cfg, pretrained=False))
+    try:
+        model.set_weights(weights)
+    except ValueError as exc:
+        raise DetectorError(f"--trained-weights {folder}: weights do not fit this architecture ({exc})") from None
+    shutil.copyfile(folder / "history.csv", work / "history.csv")
+    log.info("adopted the weights of %s (best epoch %s of %s, trained on %s)", folder, trained_run["best_epoch"],
+             trained_run["epochs_run"], trained_run["environment"].get("devices"))
+    return model, trained_run
+
+
 def copy_examples(cfg: TrainConfig, splits, work: Path) -> None:
     """Example images for the UI: from `extra.examples_dir` if set, else from the Test split."""
     from PIL import Image
@@ -215,7 +252,7 @@ def environment_info() -> dict:
 
 # -- the run ---------------------------------------------------------------------------------------
 def run(cfg: TrainConfig, resume: bool = False, cache_dir: str | None = None, robustness: bool = True,
-        argv: list[str] | None = None) -> Path:
+        argv: list[str] | None = None, trained_weights: str | None = None) -> Path:
     from . import bundle
     from .data import decode, download_kaggle, scan
     from .evaluation import seal
@@ -233,12 +270,19 @@ def run(cfg: TrainConfig, resume: bool = False, cache_dir: str | None = None, ro
 
     splits = scan(data_root, cfg.max_per_class, cfg.seed)
     log.info("dataset %s: %s", data_root, {s: sp.counts() for s, sp in splits.items()})
-    decode(splits["Train"], cfg.load_size or cfg.image_size, cache_dir=cache_dir)
+    fitted_here = trained_weights is None
+    if fitted_here:
+        decode(splits["Train"], cfg.load_size or cfg.image_size, cache_dir=cache_dir)
     decode(splits["Validation"], cfg.image_size, cache_dir=cache_dir)
-    skipped = {name: splits[name].skipped for name in ("Train", "Validation")}
+    skipped = {name: splits[name].skipped for name in ("Train", "Validation") if splits[name].images is not None}
 
     set_seed(cfg.seed)
-    model, train_seconds = fit(cfg, splits, work, resume)
+    if fitted_here:
+        model, train_seconds = fit(cfg, splits, work, resume)
+        trained = {"environment": environment_info()}
+    else:
+        model, trained = adopt_trained(cfg, Path(trained_weights), work)
+        train_seconds = trained["train_seconds"]
     export_check = export_tflite(model, cfg.image_size, work, splits["Validation"].images[:16])
     history = bundle.read_history(work / "history.csv")
 
@@ -248,17 +292,22 @@ def run(cfg: TrainConfig, resume: bool = False, cache_dir: str | None = None, ro
         "command": "python train.py " + " ".join(argv if argv is not None else sys.argv[1:]),
         "dataset": {"path": str(data_root), "counts": {s: sp.counts() for s, sp in splits.items()},
                     "skipped_unreadable": {k: len(v) for k, v in skipped.items()}},
-        "environment": environment_info(),
+        "environment": trained["environment"],
         "train_seconds": round(train_seconds, 1),
         "epochs_run": len(history.get("loss", [])),
     })
     copy_examples(cfg, splits, work)
     (work / "best.weights.h5").unlink(missing_ok=True)
+    if not fitted_here:  # where the weights were fitted vs. where they were exported and evaluated
+        config["trained_elsewhere"] = {k: v for k, v in trained.items() if k != "environment"}
+        config["sealing_environment"] = environment_info()
     config["total_seconds"] = round(time.time() - started, 1)  # up to evaluation
     bundle.write_json(work / "config.json", config)
     model_facts = {"parameters": int(model.count_params()), "flops_per_image": count_flops(model),
                    "tflite_bytes": (work / "model.tflite").stat().st_size, **export_check}
-    best_epoch = int(np.argmin(history["val_loss"]) + 1) if history.get("val_loss") else None
+    best_epoch = trained.get("best_epoch")  # a portable run keeps its best Validation AUC; fit() its lowest loss
+    if best_epoch is None and history.get("val_loss"):
+        best_epoch = int(np.argmin(history["val_loss"]) + 1)
     metrics = seal(work, out, splits, robustness, keep={"model": model_facts, "best_epoch": best_epoch})
     t = metrics["test"]
     log.info("bundle written to %s: test accuracy %.3f, ROC AUC %s, threshold %.3f", out, t["accuracy"],
@@ -282,7 +331,8 @@ def main(argv: list[str] | None = None) -> int:
         missing = [name for name in ("tensorflow", "keras", "sklearn") if importlib.util.find_spec(name) is None]
         if missing:  # a serving-only install (requirements.txt)
             raise DetectorError(f"training needs {', '.join(missing)}: pip install -r requirements-train.txt")
-        run(cfg, resume=args.resume, cache_dir=args.cache_dir, robustness=not args.no_robustness, argv=argv)
+        run(cfg, resume=args.resume, cache_dir=args.cache_dir, robustness=not args.no_robustness, argv=argv,
+            trained_weights=args.trained_weights)
     except DetectorError as exc:
         log.error("%s", exc)
         return 2

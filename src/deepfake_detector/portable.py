@@ -1,0 +1,351 @@
+"""Train on a machine that has an accelerator but neither the dataset nor TensorFlow.
+
+`train.py` needs TensorFlow (tf.data, TFLite export) and the dataset on disk. A rented GPU box
+often has neither, but it has JAX, and Keras 3 runs the same `model.build_model` network on JAX.
+Three steps, each a sub-command of `python -m deepfake_detector.portable`:
+
+1. `pack` (here): decode Train and Validation with the serving decoder, resize, re-encode as JPEG
+   into chunks of at most `--chunk-mb` (so each fits what a transfer allows), plus the network's
+   ImageNet starting weights.
+2. `train` (there, `KERAS_BACKEND=jax`): fit `model.build_model(config)` on the packs with the
+   config's optimiser, schedule and augmentation (`augment_array`, the NumPy twin of
+   `data.augment_image`), keep the weights of the best Validation AUC; writes `model.weights.h5`,
+   `history.csv`, `run.json`.
+3. `train.py --trained-weights DIR` (here): export, calibrate, evaluate and seal the bundle exactly
+   as for a local run, on the original images.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import dataclasses
+import io
+import json
+import logging
+import os
+import platform
+import sys
+import time
+from multiprocessing import get_context
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from . import atomic
+from .config import TrainConfig
+from .errors import DatasetError
+
+log = logging.getLogger("deepfake_detector.portable")
+
+PACK_QUALITY = 90  # re-encoding at q90 keeps blending/up-sampling detail; q50 augmentation still applies
+INIT_WEIGHTS = "init.weights.npz"
+WEIGHTS_FILE = "model.weights.npz"  # what `train` hands back to `train.py --trained-weights`
+
+
+# -- pack (where the data and TensorFlow-free decoding are) ------------------------------------------
+def _encode(image: np.ndarray, quality: int) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, "JPEG", quality=quality)
+    return buffer.getvalue()
+
+
+def pack(cfg: TrainConfig, out: Path, chunk_mb: float, quality: int = PACK_QUALITY) -> None:
+    from .data import decode, resolve_root, scan
+
+    root = resolve_root(cfg.data_dir) if cfg.data_dir else None
+    if root is None:
+        raise DatasetError("pack needs --data-dir (a folder in the Kaggle layout)")
+    out.mkdir(parents=True, exist_ok=True)
+    splits = scan(root, cfg.max_per_class, cfg.seed)
+    limit = int(chunk_mb * 1e6)
+    # Sizes as train.py decodes them: Train at load_size (random crops follow), Validation at image_size.
+    for name, size in (("Validation", cfg.image_size), ("Train", cfg.load_size or cfg.image_size)):
+        split = decode(splits[name], size)
+        order = np.random.default_rng(cfg.seed).permutation(len(split.labels))  # chunks mix sources
+        chunk, used, k = [], 0, 0
+        for i in order:
+            data = _encode(np.asarray(split.images[i]), quality)
+            if chunk and used + len(data) > limit:
+                _write_chunk(out / f"{name.lower()}-{k:03d}.npz", chunk)
+                chunk, used, k = [], 0, k + 1
+            chunk.append((data, int(split.labels[i]), split.paths[i].name))
+            used += len(data)
+        _write_chunk(out / f"{name.lower()}-{k:03d}.npz", chunk)
+        log.info("%s: %d images in %d chunk(s) at %d px", name, len(order), k + 1, size)
+    atomic.write_text(out / "config.json", json.dumps(cfg.to_dict(), indent=2))
+
+
+def _write_chunk(path: Path, chunk: list[tuple[bytes, int, str]]) -> None:
+    blobs = [c[0] for c in chunk]
+    with atomic.atomic_path(path) as staging, open(staging, "wb") as f:
+        np.savez(f, jpeg=np.frombuffer(b"".join(blobs), np.uint8),
+                 offsets=np.cumsum([0] + [len(b) for b in blobs]), labels=np.asarray([c[1] for c in chunk], np.int8),
+                 names=np.asarray([c[2] for c in chunk]))
+
+
+def save_init_weights(cfg: TrainConfig, out: Path) -> None:
+    """The starting weights (ImageNet for efficientnet_lite0), float16 to halve the transfer."""
+    from .model import build_model
+
+    weights = build_model(cfg).get_weights()
+    with atomic.atomic_path(out / INIT_WEIGHTS) as staging, open(staging, "wb") as f:
+        np.savez(f, *[w.astype(np.float16) for w in weights])
+
+
+def read_packs(folder: Path, split: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """All chunks of one split, decoded: (images N x S x S x 3 uint8, labels, file names)."""
+    files = sorted(folder.glob(f"{split.lower()}-*.npz"))
+    if not files:
+        raise DatasetError(f"no {split} packs (*.npz) in {folder}")
+    images, labels, names = [], [], []
+    for file in files:
+        with np.load(file) as z:
+            jpeg, offsets = z["jpeg"], z["offsets"]
+            images += [np.asarray(Image.open(io.BytesIO(jpeg[a:b].tobytes())).convert("RGB"))
+                       for a, b in zip(offsets[:-1], offsets[1:])]
+            labels.append(z["labels"])
+            names += z["names"].tolist()
+    return np.stack(images), np.concatenate(labels).astype(np.float32), names
+
+
+# -- train (on the accelerator machine) ---------------------------------------------------------------
+def augment_array(image: np.ndarray, size: int, aug, rng: np.random.Generator) -> np.ndarray:
+    """`data.augment_image` in NumPy/Pillow: flip, crop, colour, rescale, JPEG -> size x size uint8."""
+    side = image.shape[0]
+    if rng.random() < 0.5:
+        image = image[:, ::-1]
+    crop = int(rng.uniform(aug.crop_scale_min, 1.0) * side)
+    y, x = rng.integers(0, side - crop + 1, size=2)
+    im = Image.fromarray(np.ascontiguousarray(image[y:y + crop, x:x + crop]))
+    pixels = np.asarray(im.resize((size, size), Image.Resampling.BILINEAR), np.float32)
+    pixels = pixels + rng.uniform(-20.0, 20.0)
+    mean = pixels.mean(axis=(0, 1), keepdims=True)  # per channel, as tf.image.adjust_contrast
+    pixels = np.clip((pixels - mean) * rng.uniform(0.85, 1.15) + mean, 0, 255)
+    im = Image.fromarray(np.round(pixels).astype(np.uint8))
+    if rng.random() < aug.rescale_prob:
+        down = int(size * rng.uniform(0.5, 0.9))
+        im = im.resize((down, down), Image.Resampling.BILINEAR).resize((size, size), Image.Resampling.BILINEAR)
+    if rng.random() < aug.jpeg_prob:
+        im = Image.open(io.BytesIO(_encode(np.asarray(im), int(rng.integers(aug.jpeg_quality_min, 96)))))
+    return np.asarray(im.convert("RGB"), np.uint8)
+
+
+_WORKER: dict = {}
+
+
+def _init_worker(images, labels, size, aug, seed):
+    _WORKER.update(images=images, labels=labels, size=size, aug=aug, seed=seed)
+
+
+def _make_batch(step: int, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    w = _WORKER
+    rng = np.random.default_rng((w["seed"], step))  # a batch's augmentation depends on its step only
+    return (np.stack([augment_array(w["images"][i], w["size"], w["aug"], rng) for i in idx]),
+            w["labels"][idx].reshape(-1, 1))
+
+
+def _batches(pool, epoch_idx: np.ndarray, epochs: int, batch: int, seed: int, ahead: int):
+    """Augmented batches of the whole run, built `ahead` at a time by the pool (bounded memory).
+
+    A fresh shuffle each epoch, whole batches only."""
+    rng = np.random.default_rng(seed)
+    steps = len(epoch_idx) // batch
+    plan = ((e * steps + s, order[s * batch:(s + 1) * batch]) for e in range(epochs)
+            for order in [rng.permutation(epoch_idx)] for s in range(steps))
+    pending = collections.deque()
+    for step, idx in plan:
+        pending.append(pool.apply_async(_make_batch, (step, idx)))
+        if len(pending) >= ahead:
+            yield pending.popleft().get()
+    while pending:
+        yield pending.popleft().get()
+
+
+def train(cfg: TrainConfig, packs: Path, out: Path, workers: int, time_budget_s: float | None = None,
+          probe_steps: int = 0) -> dict:
+    """Fit on the packs; write the best-Validation-AUC weights. `probe_steps` > 0: only time that many steps."""
+    from .data import Augmentation, Split, epoch_indices
+
+    started = time.time()
+    train_x, train_y, train_names = read_packs(packs, "Train")
+    val_x, val_y, _ = read_packs(packs, "Validation")
+    log.info("packs: Train %d images at %d px, Validation %d at %d px (%.0f s)", len(train_y), train_x.shape[1],
+             len(val_y), val_x.shape[1], time.time() - started)
+    split = Split("Train", [Path(n) for n in train_names], train_y.astype(np.int32))
+    epoch_idx = epoch_indices(split, cfg.source_balance)
+    steps = len(epoch_idx) // cfg.batch_size
+    aug = Augmentation.from_config(cfg) if cfg.augment else Augmentation(1.0, 0.0, 0.0, cfg.jpeg_quality_min)
+    # Fork the augmentation workers before Keras starts the backend's threads.
+    pool = get_context("fork").Pool(workers, _init_worker, (train_x, train_y, cfg.image_size, aug, cfg.seed))
+    try:
+        batches = _batches(pool, epoch_idx, cfg.epochs, cfg.batch_size, cfg.seed, ahead=4 * workers)
+        model = _compiled_model(cfg, packs, steps)
+        if probe_steps:
+            return _probe(model, batches, probe_steps, cfg.batch_size)
+        best = _BestWeights()
+        model.fit(batches, steps_per_epoch=steps, epochs=cfg.epochs, validation_data=(val_x, val_y.reshape(-1, 1)),
+                  validation_batch_size=256, verbose=0,
+                  callbacks=[_csv_logger(out / "history.csv"), best.callback(),
+                             _epoch_line(cfg.epochs, steps * cfg.batch_size,
+                                         started + time_budget_s if time_budget_s else None)])
+    finally:
+        pool.terminate()
+    # Weights only, float32, in build_model's order: the optimizer state would triple the file.
+    with atomic.atomic_path(out / WEIGHTS_FILE) as staging, open(staging, "wb") as f:
+        np.savez(f, *best.weights)
+    history = best.history
+    run = {"train_seconds": round(time.time() - started, 1), "epochs_run": len(history),
+           "best_epoch": best.epoch + 1, "best_val_auc": best.auc,
+           "images_per_epoch": int(steps * cfg.batch_size), "environment": _environment()}
+    atomic.write_text(out / "run.json", json.dumps(run, indent=2))
+    atomic.write_text(out / "config.json", json.dumps(cfg.to_dict(), indent=2))
+    return run
+
+
+def _compiled_model(cfg: TrainConfig, packs: Path, steps: int):
+    import keras
+
+    from .model import build_model, compile_model
+
+    keras.utils.set_random_seed(cfg.seed)
+    if any(d.platform != "cpu" for d in _devices()):
+        keras.mixed_precision.set_global_policy("mixed_bfloat16")  # variables stay float32
+    model = compile_model(build_model(dataclasses.replace(cfg, pretrained=False)), cfg, steps)
+    if cfg.use_pretrained():
+        init = packs / INIT_WEIGHTS
+        if not init.exists():
+            raise DatasetError(f"{init} is missing: `pack` writes the starting weights next to the data")
+        with np.load(init) as z:
+            model.set_weights([z[f"arr_{i}"].astype(np.float32) for i in range(len(z.files))])
+    return model
+
+
+def _probe(model, batches, probe_steps: int, batch_size: int) -> dict:
+    """Throughput of the train step after compilation, to choose `epochs` for a time budget."""
+    t0 = time.time()
+    x, y = next(batches)
+    model.train_on_batch(x, y)
+    compiled = time.time() - t0
+    t0 = time.time()
+    for _ in range(probe_steps):
+        x, y = next(batches)
+        model.train_on_batch(x, y)
+    rate = probe_steps * batch_size / (time.time() - t0)
+    log.info("probe: first step (compilation) %.0f s, then %.0f images/s", compiled, rate)
+    return {"compile_seconds": round(compiled, 1), "images_per_second": round(rate, 1)}
+
+
+def _csv_logger(path: Path):
+    import keras
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return keras.callbacks.CSVLogger(str(path))
+
+
+class _BestWeights:
+    """Keeps, in memory, the weights of the epoch with the best Validation AUC."""
+
+    def __init__(self):
+        self.auc, self.epoch, self.weights, self.history = -1.0, -1, None, []
+
+    def callback(self):
+        import keras
+
+        keeper = self
+
+        class Keep(keras.callbacks.Callback):
+            def on_epoch_end(self, epoch, logs=None):
+                keeper.history.append(dict(logs))
+                if logs["val_auc"] > keeper.auc:
+                    keeper.auc, keeper.epoch = float(logs["val_auc"]), epoch
+                    keeper.weights = [np.asarray(w, np.float32) for w in self.model.get_weights()]
+
+        return Keep()
+
+
+def _epoch_line(epochs: int, images: int, deadline: float | None):
+    """One log line per epoch with throughput; stops after the epoch that would overrun the budget."""
+    import keras
+
+    class EpochLine(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.t0 = time.time()
+
+        def on_epoch_end(self, epoch, logs=None):
+            took = time.time() - self.t0
+            log.info("epoch %d/%d: loss %.4f auc %.4f val_loss %.4f val_auc %.4f (%.0f s, %.0f img/s)",
+                     epoch + 1, epochs, logs["loss"], logs["auc"], logs["val_loss"], logs["val_auc"],
+                     took, images / took)
+            if deadline and time.time() + took > deadline:
+                log.warning("time budget reached after epoch %d of %d: keeping the best weights so far",
+                            epoch + 1, epochs)
+                self.model.stop_training = True
+
+    return EpochLine()
+
+
+def _devices():
+    import keras
+
+    if keras.backend.backend() == "jax":
+        import jax
+
+        return jax.devices()
+    return []
+
+
+def _environment() -> dict:
+    import keras
+
+    env = {"python": platform.python_version(), "keras": keras.__version__, "backend": keras.backend.backend(),
+           "numpy": np.__version__, "platform": platform.platform(), "cpu_count": os.cpu_count(),
+           "devices": [str(getattr(d, "device_kind", d)) for d in _devices()]}
+    if env["backend"] == "jax":
+        import jax
+
+        env["jax"] = jax.__version__
+    return env
+
+
+# -- command line -------------------------------------------------------------------------------------
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
+    p = argparse.ArgumentParser(prog="python -m deepfake_detector.portable", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="command", required=True)
+    pk = sub.add_parser("pack", help="decode + re-encode Train/Validation into transferable chunks")
+    pk.add_argument("--config", required=True)
+    pk.add_argument("--data-dir", required=True)
+    pk.add_argument("--out", required=True, help="folder for the chunks and starting weights")
+    pk.add_argument("--chunk-mb", type=float, default=38.0, help="largest chunk, MB")
+    tr = sub.add_parser("train", help="fit on the packs (any Keras backend; JAX on a GPU box)")
+    tr.add_argument("--config", required=True)
+    tr.add_argument("--packs", required=True)
+    tr.add_argument("--out", required=True)
+    tr.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 2) - 2))
+    tr.add_argument("--time-budget-s", type=float, help="stop after the epoch that would overrun this")
+    tr.add_argument("--epochs", type=int, help="override the config's epochs")
+    tr.add_argument("--probe-steps", type=int, default=0,
+                    help="only time this many training steps (images/s), to choose --epochs for a budget")
+    args = p.parse_args(argv)
+    cfg = TrainConfig.from_json(args.config)
+    try:
+        if args.command == "pack":
+            cfg.data_dir = args.data_dir
+            pack(cfg, Path(args.out), args.chunk_mb)
+            if cfg.use_pretrained():
+                save_init_weights(cfg, Path(args.out))
+        else:
+            if args.epochs:
+                cfg.epochs = args.epochs
+            print(json.dumps(train(cfg, Path(args.packs), Path(args.out), args.workers, args.time_budget_s,
+                                   args.probe_steps)))
+    except DatasetError as exc:
+        log.error("%s", exc)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
