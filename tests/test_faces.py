@@ -109,6 +109,18 @@ def test_tight_face_crop_is_scored_whole():
     assert framing.notes() == ["the image is a face crop: scored it whole"]
 
 
+def test_face_crop_cut_inside_the_face_is_found_with_a_margin():
+    """DFDC-style crops cut through forehead and chin: the detectors need the margin retry."""
+    x, y, w, _ = HOPPER_FACE
+    crop = np.ascontiguousarray(np.asarray(hopper())[y + 40:y + w - 40, x + 20:x + w - 20])  # 157 x 117
+    assert frame_faces(crop, settings=FaceSettings(tight_crop_margin=0)).kind == "no_face"
+    framing = frame_faces(crop)
+    assert framing.kind == "face_crop" and framing.notes() == ["the image is a face crop: scored it whole"]
+    fx, fy, fw, fh = framing.regions[0].face.box
+    assert fx >= 0 and fy >= 0 and fx + fw <= crop.shape[1] and fy + fh <= crop.shape[0]  # cut to the image
+    assert fw > 0.8 * crop.shape[1]
+
+
 def test_no_face_and_crop_off():
     noise = np.random.default_rng(0).integers(0, 255, (300, 400, 3), dtype=np.uint8)
     assert frame_faces(noise).kind == "no_face"
