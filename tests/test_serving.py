@@ -153,7 +153,7 @@ def test_old_result_folders_are_pruned(tmp_path):
 def test_settings_from_environment():
     s = ServingSettings.from_env({"DEEPFAKE_WORKERS": "3", "DEEPFAKE_QUEUE_SIZE": "10", "DEEPFAKE_RESULT_TTL_S": "120"})
     assert (s.workers, s.queue_size, s.result_ttl_s) == (3, 10, 120)
-    assert s.server_threads >= 3 * (3 + 10)
+    assert s.server_threads >= 3 + 10 + ServingSettings.SPARE_EVENT_SLOTS
     fallback = ServingSettings.from_env({"DEEPFAKE_WORKERS": "many", "DEEPFAKE_QUEUE_SIZE": "-5"})
     assert fallback.workers >= 1 and fallback.queue_size == 0
 
@@ -179,3 +179,84 @@ def test_lean_gradio_sessions_hold_the_same_state():
     assert lean.config_values[number._id]["props"]["value"] == 7
     before._update_value_in_config(number._id, 7)
     assert list(lean.components) == list(before.components)  # deep links see every component
+
+
+def test_light_gradio_queue_keeps_no_traffic_summary():
+    """Gradio's queue summarises its recent requests with pandas after each one (serving.lighten_gradio_queue)."""
+    from deepfake_detector.serving import lighten_gradio_queue
+
+    with gr.Blocks() as demo:
+        gr.Button().click(lambda: None, None, None)
+    demo.queue()
+    queue = demo._queue
+    records = [{"time": 0.0, "status": "success", "process_time": 0.02, "function": "predict", "session_hash": "s"}] * 50
+    queue.events_recorded = 1
+    assert queue.compute_analytics_summary(records)["functions"]  # Gradio's own: a summary per request
+    assert lighten_gradio_queue(queue)
+    queue.events_recorded += 1_000_000
+    assert queue.compute_analytics_summary(records) is queue.cached_event_analytics_summary  # not recomputed
+    assert queue.ANALYTICS_MAX_EVENTS <= 100 and queue.sleep_when_free >= 0.005
+
+
+def test_login_check_runs_on_the_event_loop():
+    """Without a login, no request waits for a worker thread to run Gradio's login check."""
+    import fastapi.dependencies.utils as fastapi_deps
+    import httpx
+
+    from deepfake_detector.serving import skip_gradio_login_check
+
+    with gr.Blocks() as demo:
+        box = gr.Textbox()
+        gr.Button().click(lambda s: s, box, box, api_name="echo")
+    demo.queue()
+    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", quiet=True)
+    handed_off = []
+    original = fastapi_deps.run_in_threadpool
+
+    async def counting(fn, *args, **kwargs):
+        handed_off.append(getattr(fn, "__name__", fn))
+        return await original(fn, *args, **kwargs)
+
+    def call(base: str) -> str:
+        with httpx.Client(base_url=base, trust_env=False, timeout=30) as http:
+            assert http.post("gradio_api/upload", files=[("files", ("a.txt", b"hi"))]).status_code == 200
+            event = http.post("gradio_api/call/echo", json={"data": ["hello"]}).json()["event_id"]
+            return http.get(f"gradio_api/call/echo/{event}").text
+
+    try:
+        fastapi_deps.run_in_threadpool = counting
+        assert '["hello"]' in call(demo.local_url)
+        assert "login_check" in handed_off  # Gradio's own: one hand-off per request
+        handed_off.clear()
+        assert skip_gradio_login_check(demo.app)
+        assert '["hello"]' in call(demo.local_url)
+        assert handed_off == []
+    finally:
+        fastapi_deps.run_in_threadpool = original
+        demo.close()
+
+
+def test_raw_detect_sends_what_gradio_components_would(tmp_path):
+    """/predict skips Gradio's pre- and postprocessing (ui.raw_detect): same values on the wire."""
+    from gradio.data_classes import FileData
+
+    from deepfake_detector import ui
+
+    picture = tmp_path / "faces.jpg"
+    Image.new("RGB", (8, 8)).save(picture)
+    outputs = ({"p_fake": np.float32(0.25), "faces": [{"box": [np.int64(1), 2, 3, 4]}], "error": None},
+               {"fake": np.float64(0.25), "real": 0.75}, "### Real — 75% confident\n\n- a note\n", str(picture),
+               [[1, "real", 0.25, 0.75, "1, 2, 3, 4"]], None)
+    received = []
+    raw = ui.raw_detect(lambda *args: received.append(args) or outputs)
+    sent = raw({"path": "/tmp/gradio/x/upload.jpg", "orig_name": "upload.jpg", "meta": {"_type": "gradio.FileData"}},
+               True, False)
+    assert received == [("/tmp/gradio/x/upload.jpg", True, False)]
+    components = [gr.JSON(), gr.Label(num_top_classes=2), gr.Markdown(), gr.Image(),
+                  gr.Dataframe(headers=ui.FACE_COLUMNS), gr.Image()]
+    for component, value, ours in zip(components, outputs, sent, strict=True):
+        theirs = component.postprocess(value)
+        theirs = theirs.model_dump() if hasattr(theirs, "model_dump") else theirs
+        if isinstance(component, gr.Image) and ours is not None:
+            ours = FileData(**ours).model_dump()  # as Gradio reads it before adding the URL
+        assert ours == theirs, type(component).__name__

@@ -59,7 +59,10 @@ def _env_number(env: Mapping[str, str], name: str, default, minimum, kind=int):
 class ServingSettings:
     """How the app serves requests (environment variables in brackets, documented in the README)."""
     workers: int = 2  # requests computed at once [DEEPFAKE_WORKERS]; default: one per CPU core
-    queue_size: int = 32  # requests that may wait for a worker; more get 'busy' [DEEPFAKE_QUEUE_SIZE]
+    # Requests that may wait for a worker; more get 'busy' [DEEPFAKE_QUEUE_SIZE]. Room for a burst of
+    # 200 callers: every one refused must come back, and a refusal costs the server about half of a
+    # plain prediction, so refusing what could be served in a few seconds only adds work.
+    queue_size: int = 256
     max_wait_s: float = 10.0  # nor more than this much work ahead of a new request [DEEPFAKE_MAX_WAIT_S]
     result_ttl_s: int = 600  # result files and uploads are deleted this long after [DEEPFAKE_RESULT_TTL_S]
     # Gradio keeps per-session state for each browser tab or API client (up to ~90 KiB here: its copy
@@ -74,12 +77,16 @@ class ServingSettings:
     def input_limits(self) -> InputLimits:
         return InputLimits(self.max_upload_mb, self.max_megapixels, self.max_video_mb, self.max_video_seconds)
 
+    # Gradio event slots beyond the admitted requests: callers being answered 'busy' at that moment,
+    # /model_info and /server_status calls, page loads' events.
+    SPARE_EVENT_SLOTS = 64
+
     @property
     def server_threads(self) -> int:
-        """Gradio's event slots (and its pre/post-processing threads): every admitted request and room
-        for twice as many more to be answered 'busy' at once, so a burst mostly reaches the gate
-        rather than waiting in Gradio's queue."""
-        return max(40, 3 * (self.workers + self.queue_size))
+        """Gradio's event slots (also its cap on pre/post-processing threads, made only when needed):
+        every admitted request and spare ones, so every request reaches the gate at once (admitted
+        or told 'busy') and light calls never wait behind queued predictions in Gradio's queue."""
+        return self.workers + self.queue_size + self.SPARE_EVENT_SLOTS
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "ServingSettings":
@@ -355,19 +362,26 @@ def lighten_gradio_sessions() -> bool:
     return True
 
 
-def quiet_gradio_analytics(queue) -> bool:
-    """Stop Gradio's queue from summarising all its recent traffic after every request.
+def lighten_gradio_queue(queue) -> bool:
+    """Make Gradio's queue (6.31) stop doing work nobody here uses, per request and while idle.
 
-    Gradio (6.31) rebuilds a pandas summary of up to its last 10,000 requests after each one (11 ms
-    of CPU per request at 1,000, 30 ms at 10,000: a server slowing down as it runs) for its
-    monitoring dashboard, which `launch` turns off. The summary is never computed, and only the
-    latest requests are remembered (the dashboard's raw data, kept by Gradio but unused here).
+    - After every request it rebuilds a pandas summary of up to its last 10,000 requests for its
+      monitoring dashboard (11 ms of CPU per request at 1,000 requests, 30 ms at 10,000: a server
+      that slows down as it runs). `launch` turns the dashboard off; the summary is never computed,
+      and only the latest requests' records are kept.
+    - Its dispatcher polls every 1 ms and its progress sender every 10 ms; every wake-up needs the
+      interpreter lock, taking it from the workers. 5 ms and 50 ms add nothing noticeable to a
+      request's wait (progress bars only show on videos).
     """
     if not hasattr(queue, "ANAYLTICS_CACHE_FREQUENCY"):  # (sic) Gradio's name for the setting
-        log.info("Gradio %s: its traffic summary left as it is", getattr(queue, "__module__", "?"))
+        import gradio
+
+        log.info("Gradio %s: its queue left as it is", gradio.__version__)
         return False
     queue.ANAYLTICS_CACHE_FREQUENCY = sys.maxsize  # requests between two summaries
     queue.ANALYTICS_MAX_EVENTS = 100
+    queue.sleep_when_free = 0.005
+    queue.progress_update_sleep_when_free = 0.05
     return True
 
 

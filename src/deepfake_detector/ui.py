@@ -28,7 +28,7 @@ from .imaging import IMAGE_SUFFIXES
 from .inference import FaceResult, Prediction, Predictor
 from .report import fmt as _fmt
 from .report import metric_rows
-from .serving import (Gate, ResultFiles, ServingSettings, as_files, lighten_gradio_sessions, quiet_gradio_analytics,
+from .serving import (Gate, ResultFiles, ServingSettings, as_files, lighten_gradio_queue, lighten_gradio_sessions,
                       skip_gradio_login_check)
 from .video import (CLIP_RULE, MAX_FRAMES_LIMIT, VideoPrediction, VideoSettings, predict_video,
                     timeline_image, top_frames)
@@ -323,7 +323,12 @@ def build_demo(predictor: Predictor, settings: ServingSettings | None = None) ->
     batch_fn = gate.wrap(_user_errors(functools.partial(detect_batch, predictor, results=results)), kind="batch")
     video_fn = gate.wrap(_user_errors(as_files(results, {2: "timeline.png"})(
         functools.partial(detect_video, predictor, results=results))), kind="video")
-    info_fn = _user_errors(predictor.info)
+
+    # A coroutine returning plain JSON: no hand-off to a thread, which under load waits behind the workers.
+    async def info_fn() -> dict:
+        """The served model: source, checksum, decision threshold, test metrics."""
+        return predictor.info()
+
     # Gradio deletes uploads and result files `result_ttl_s` after they were written.
     with gr.Blocks(title="Deepfake detector", analytics_enabled=False,
                    delete_cache=(max(15, settings.result_ttl_s // 4), settings.result_ttl_s)) as demo:
@@ -406,8 +411,9 @@ def build_demo(predictor: Predictor, settings: ServingSettings | None = None) ->
                 gr.Image(str(plots / "training_curves.png"), show_label=False, interactive=False)
             info_json = gr.JSON(label="Model info")
             info_button = gr.Button("Refresh model info")
-            info_button.click(info_fn, None, info_json, api_name="model_info", concurrency_limit=None)
-            demo.load(info_fn, None, info_json, api_name=False)
+            info_button.click(info_fn, None, info_json, api_name="model_info", concurrency_limit=None,
+                              postprocess=False)  # already JSON: no hand-off to a thread for the JSON output
+            demo.load(info_fn, None, info_json, api_name=False, postprocess=False)
 
         async def server_status() -> dict:
             """Requests running and waiting now, and the limits (cheap: never waits behind the model)."""
@@ -438,7 +444,7 @@ def launch(env) -> int:
     # burst reaches the gate at once, updates once a second, and Gradio's own limit (generic
     # message) only as a backstop against floods.
     demo.queue(default_concurrency_limit=None, status_update_rate=1, max_size=4 * settings.server_threads)
-    quiet_gradio_analytics(demo._queue)  # its per-request traffic summary feeds only the dashboard turned off below
+    lighten_gradio_queue(demo._queue)  # no traffic summary for the dashboard turned off below, fewer polls
     host = env.get("GRADIO_SERVER_NAME", "127.0.0.1")
     port = int(env.get("GRADIO_SERVER_PORT", "7860"))
     log.info("serving %s on http://%s:%d (%s)", predictor.source, host, port, settings)
