@@ -135,6 +135,8 @@ def test_reduced_copy_is_exact_two_by_two_means():
     block = rgb[8:12, 20:24].reshape(-1, 3).astype(float).mean(axis=0)  # reduced pixel (2, 5)
     assert small[2, 5] == pytest.approx(block, abs=1)
     assert reduced(rgb[:700, :700], 384)[1] == 1  # halving once would go below 384
+    strip, factor = reduced(np.zeros((16, 20000, 3), np.uint8), 384)  # halving stops before it is empty
+    assert strip.shape == (1, 1250, 3) and factor == 16
 
 
 def test_large_photo_boxes_match_the_unreduced_detection_and_crops_are_full_size():

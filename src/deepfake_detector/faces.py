@@ -301,7 +301,7 @@ def reduced(rgb: np.ndarray, min_side: int) -> tuple[np.ndarray, int]:
     mean; a reduced pixel (i, j) then covers full-size pixels factor * (i, j) onwards.
     """
     factor = 1
-    while max(rgb.shape[:2]) >= 2 * min_side:
+    while max(rgb.shape[:2]) >= 2 * min_side and min(rgb.shape[:2]) >= 2:  # a thin strip keeps a pixel
         h, w = rgb.shape[0] // 2, rgb.shape[1] // 2
         rgb = cv2.resize(rgb[:2 * h, :2 * w], (w, h), interpolation=cv2.INTER_AREA)
         factor *= 2
