@@ -71,6 +71,7 @@ def test_train_py_seals_a_bundle_from_the_portable_weights(portable_run, dataset
     bundle.verify(tmp_path / "bundle")
     config = json.loads((tmp_path / "bundle" / "config.json").read_text())
     assert config["trained_elsewhere"]["epochs_run"] == 2 and "sealing_environment" in config
+    assert "deepfake_detector.portable" in (tmp_path / "bundle" / "README.md").read_text()  # the card says so
     model = bundle.load_keras_model(tmp_path / "bundle")
     with np.load(work / "run" / WEIGHTS_FILE) as z:
         assert all(np.array_equal(w, z[f"arr_{i}"]) for i, w in enumerate(model.get_weights()))

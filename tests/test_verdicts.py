@@ -16,15 +16,29 @@ from deepfake_detector.imaging import load_image
 from deepfake_detector.ood import flat_fraction, input_notes
 
 
-def test_band_brackets_the_threshold_where_precision_is_low():
+def test_band_covers_scores_where_local_precision_is_low():
     rng = np.random.default_rng(0)
-    labels = np.r_[np.zeros(500), np.ones(500)].astype(int)
-    p = np.clip(np.r_[rng.normal(0.4, 0.2, 500), rng.normal(0.6, 0.2, 500)], 0, 1)
-    low, high = choose_uncertain_band(p, labels, 0.5)
-    assert low < 0.5 < high
-    # Outside the band each verdict is right at least 90% of the time; the band is as narrow as that allows.
-    assert labels[p >= high].mean() >= 0.9 and 1 - labels[p < low].mean() >= 0.9
-    assert labels[p >= high - 0.02].mean() < 0.9 or 1 - labels[p < low + 0.02].mean() < 0.9
+    labels = np.r_[np.zeros(4000), np.ones(4000)].astype(int)
+    p = np.r_[rng.normal(0.4, 0.2, 4000), rng.normal(0.6, 0.2, 4000)]
+    low, high = choose_uncertain_band(p, labels, 0.5, min_precision=0.8)
+    # Two unit-variance-like Gaussians: P(fake | s) = 0.8 where exp(5 s - 2.5) = 4, s = 0.777 (0.223 below).
+    assert abs(low - 0.223) < 0.05 and abs(high - 0.777) < 0.05
+    # Outside the band every verdict region is right at least 80% of the time...
+    assert labels[p >= high].mean() >= 0.8 and 1 - labels[p < low].mean() >= 0.8
+    # ...while just inside its edges it is not.
+    assert labels[(p >= high - 0.1) & (p < high)].mean() < 0.8
+    assert 1 - labels[(p >= low) & (p < low + 0.1)].mean() < 0.8
+
+
+def test_band_does_not_vanish_for_a_good_model():
+    """A cumulative rule returns no band once 90% of all fake verdicts are right; scores at the
+    threshold are still coin flips and must stay uncertain."""
+    rng = np.random.default_rng(1)
+    labels = np.r_[np.zeros(2000), np.ones(2000)].astype(int)
+    p = 1 / (1 + np.exp(-np.r_[rng.normal(-3, 1.5, 2000), rng.normal(3, 1.5, 2000)]))
+    assert labels[p >= 0.5].mean() > 0.95  # overall precision is high
+    low, high = choose_uncertain_band(p, labels, 0.5, min_precision=0.8)
+    assert low < 0.5 < high and 0 < ((p >= low) & (p < high)).mean() < 0.2
 
 
 def test_band_is_empty_for_a_perfect_separation():

@@ -56,6 +56,12 @@ def card_text(folder: Path, repo_id: str | None = None, asset_prefix: str = "") 
                        for k, v in metrics.get("robustness", {}).items())
     plots = "\n".join(f"![{p.stem}]({asset_prefix}plots/{p.name})" for p in sorted((folder / "plots").glob("*.png")))
     env = config.get("environment", {})
+    elsewhere = ""
+    if config.get("trained_elsewhere"):  # fitted by the portable trainer, sealed by train.py here
+        elsewhere = (f" with Keras {env.get('keras', '?')} on {env.get('backend', '?')} "
+                     f"(`deepfake_detector.portable`; best Validation ROC AUC at epoch "
+                     f"{config['trained_elsewhere'].get('best_epoch')}), exported and evaluated on "
+                     f"{config.get('sealing_environment', {}).get('platform', '?')}")
     warm_start = (f"\nThis run started from the weights of the bundle `{config['init_from']}`; re-create that "
                   f"bundle first with the command in its own `config.json`.\n") if config.get("init_from") else ""
     pull = (f" on the complete bundle under `{asset_prefix}` (sha256 manifest, TFLite copy, metrics):\n"
@@ -73,7 +79,7 @@ the decision threshold ({metrics['serving']['threshold']:.3f}), the uncertain ba
   Test {counts['Test']} (Fake/Real counts).
 - Example images: {examples_note}.
 - Training: {config.get('epochs_run')} epoch(s), {config.get('train_seconds', 0) / 60:.1f} min on
-  {env.get('platform', '?')} ({env.get('cpu_count', '?')} CPUs, GPUs: {env.get('gpus') or 'none'}).
+  {env.get('platform', '?')} ({env.get('cpu_count', '?')} CPUs, accelerators: {_accelerators(env)}){elsewhere}.
 
 Reproduce:
 
@@ -121,6 +127,12 @@ images and adversarial edits are out of distribution. A score is evidence, not p
 def _band(metrics: dict) -> str:
     band = metrics["serving"].get("uncertain_band")
     return f"{band[0]:.3f} ≤ P(fake) < {band[1]:.3f}" if band else "none"
+
+
+def _accelerators(env: dict) -> str:
+    """GPUs as train.py (TensorFlow) or the portable trainer (any Keras backend) records them."""
+    found = env.get("gpus") or [d for d in env.get("devices", []) if d.lower() != "cpu"]
+    return ", ".join(found) or "none"
 
 
 def write_card(folder: Path, repo_id: str | None = None) -> Path:

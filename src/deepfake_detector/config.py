@@ -64,6 +64,8 @@ class TrainConfig:
     strategy: str = setting("default", "distribution strategy", choices=("default", "mirrored", "multiworker"))
     source_balance: float = setting(0.0, "0: every Train image once per epoch; a > 0: images of a source with n "
                                     "images repeat round((n_largest / n) ** a) times")
+    verdict_min_precision: float = setting(0.8, "verdicts whose Validation-measured local precision is below "
+                                           "this are \"uncertain\" (see evaluation.choose_uncertain_band)")
     examples_per_class: int = setting(3, "example images per class copied into the bundle")
     push_to_hub: str | None = setting(None, "Hub repo OWNER/NAME to push the finished bundle to")
     private: bool = setting(False, "create the Hub repo private")

@@ -12,10 +12,12 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import confusion_matrix, roc_auc_score, roc_curve
 
 from .atomic import atomic_path
+from .config import TrainConfig
 from .data import source_of
 
 log = logging.getLogger(__name__)
@@ -93,31 +95,29 @@ def binary_metrics(labels: np.ndarray, p: np.ndarray, threshold: float) -> dict:
 
 
 def choose_uncertain_band(p: np.ndarray, labels: np.ndarray, threshold: float,
-                          min_precision: float = 0.9) -> list[float]:
-    """[low, high) around the threshold where verdicts are too unreliable to state (Validation).
+                          min_precision: float = 0.8) -> list[float]:
+    """[low, high) around the threshold where a verdict would be right less than `min_precision`
+    of the time (Validation).
 
-    `high`: the lowest P(fake) from which "fake" verdicts are right at least `min_precision` of
-    the time; `low`: the highest below which "real" verdicts are. Between them: "uncertain".
+    The precision of a verdict at score s is local: the share of fakes among Validation images
+    scored near s, estimated by isotonic regression (monotone in the score). A "fake" verdict at s
+    is right with that share, a "real" one with its complement; where neither reaches
+    `min_precision` the verdict is "uncertain". A cumulative rule ("90% of all fake verdicts
+    above t are right") would shrink to nothing as the model improves, yet scores next to the
+    threshold stay coin flips.
     """
-    order = np.argsort(p)
-    ps, ys = p[order], labels[order].astype(float)
-    high = threshold
-    for t in np.r_[threshold, np.unique(ps[ps > threshold])]:
-        above = ys[ps >= t]
-        if above.mean() >= min_precision:
-            high = float(t)
-            break
-    else:
-        high = float(ps.max()) + 1e-6 if len(ps) else threshold
-    low = threshold
-    for t in np.r_[threshold, np.unique(ps[ps < threshold])[::-1]]:
-        below = ys[ps < t]
-        if len(below) and 1.0 - below.mean() >= min_precision:
-            low = float(t)
-            break
-    else:
-        low = float(ps.min()) if len(ps) else threshold
-    return [round(min(low, threshold), 6), round(max(high, threshold), 6)]
+    scores = np.unique(p)
+    if len(scores) < 2 or len(set(labels.tolist())) < 2:
+        return [threshold, threshold]
+    local = IsotonicRegression(out_of_bounds="clip").fit(p, labels).predict(scores)
+    unsure = np.flatnonzero((local > 1 - min_precision) & (local < min_precision))
+    if len(unsure) == 0:
+        return [round(threshold, 6), round(threshold, 6)]
+    first, last = unsure[0], unsure[-1]
+    # Edges half-way to the nearest confident Validation score on each side.
+    low = (scores[first - 1] + scores[first]) / 2 if first > 0 else float(scores[0])
+    high = (scores[last] + scores[last + 1]) / 2 if last + 1 < len(scores) else float(scores[-1]) + 1e-6
+    return [round(float(min(low, threshold)), 6), round(float(max(high, threshold)), 6)]
 
 
 def selective(labels: np.ndarray, p: np.ndarray, threshold: float, band: list[float]) -> dict:
@@ -189,7 +189,8 @@ def score_files(predictor, paths: list, degrade=None, batch_size: int = 64, prog
     return scores, ok
 
 
-def evaluate_bundle(predictor, val_paths, val_labels, test_paths, test_labels, robustness: bool = True) -> dict:
+def evaluate_bundle(predictor, val_paths, val_labels, test_paths, test_labels, robustness: bool = True,
+                    min_precision: float = 0.8) -> dict:
     """Fit calibration, threshold and uncertain band on Validation, then measure Test (clean and
     degraded). Returns the metrics; `metrics["serving"]` holds what the served model needs."""
     from .inference import calibrated
@@ -198,7 +199,7 @@ def evaluate_bundle(predictor, val_paths, val_labels, test_paths, test_labels, r
     calibration = fit_calibration(val_raw[val_ok], val_labels[val_ok])
     val_p = calibrated(val_raw[val_ok], **calibration)
     threshold = choose_threshold(val_p, val_labels[val_ok])
-    band = choose_uncertain_band(val_p, val_labels[val_ok], threshold)
+    band = choose_uncertain_band(val_p, val_labels[val_ok], threshold, min_precision)
 
     test_raw, test_ok = score_files(predictor, test_paths, progress="scoring Test")
     y = test_labels[test_ok]
@@ -210,6 +211,7 @@ def evaluate_bundle(predictor, val_paths, val_labels, test_paths, test_labels, r
     test["per_source"] = per_source(kept, y, test_p, threshold, band)
     result = {
         "serving": {"threshold": threshold, "calibration": calibration, "uncertain_band": band,
+                    "verdict_min_precision": min_precision,
                     "preprocessing": "BlazeFace faces framed at FaceSettings.crop_scale -> square resize -> "
                                      "model; a picture scores as its most suspicious face"},
         "validation": binary_metrics(val_labels[val_ok], val_p, threshold),
@@ -307,7 +309,9 @@ def seal(staging: Path, out: Path, data_splits: dict, robustness: bool = True, k
         keep.setdefault("model", {}).update(quantization=record, tflite_bytes=record["tflite_bytes"])
         log.info("TFLite served: %s", record)
     predictor = Predictor(staging, verify=False, source=f"bundle {out}")
-    metrics = evaluate_bundle(predictor, val.paths, val.labels, test.paths, test.labels, robustness=robustness)
+    config = bundle.read_json(staging, "config.json")
+    metrics = evaluate_bundle(predictor, val.paths, val.labels, test.paths, test.labels, robustness=robustness,
+                              min_precision=config.get("verdict_min_precision", TrainConfig.verdict_min_precision))
     metrics.update(keep)
     plot_all(metrics, bundle.read_history(staging / "history.csv"), staging / "plots")
     bundle.write_json(staging / "metrics.json", metrics)

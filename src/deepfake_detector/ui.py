@@ -256,8 +256,9 @@ def evaluation_markdown(predictor: Predictor) -> str:
     lines.append(f"| uncertain band (chosen on Validation) | {_fmt(band[0])} ≤ P(fake) < {_fmt(band[1])} |")
     lines.append(f"| share of Test verdicts that are \"uncertain\" | {_fmt(test.get('uncertain_rate'))} |")
     lines.append(f"| accuracy of the confident verdicts | {_fmt(test.get('selective_accuracy'))} |")
-    lines.append("\nInside the band either class's precision on Validation falls below 90%, so the app says "
-                 "*uncertain* instead of guessing; `label` still gives the side of the threshold.")
+    lines.append(f"\nInside the band a verdict would be right less than {serving.get('verdict_min_precision', 0.8):.0%} "
+                 "of the time (precision among Validation pictures scored alike), so the app says *uncertain* "
+                 "instead of guessing; `label` still gives the side of the threshold.")
     if test.get("per_source"):
         lines.append("\n| source | classes | n | accuracy | ROC AUC | uncertain | accuracy when confident |"
                      "\n|---|---|---|---|---|---|---|")
