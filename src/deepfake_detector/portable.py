@@ -9,7 +9,7 @@ Three steps, each a sub-command of `python -m deepfake_detector.portable`:
    ImageNet starting weights.
 2. `train` (there, `KERAS_BACKEND=jax`): fit `model.build_model(config)` on the packs with the
    config's optimiser, schedule and augmentation (`augment_array`, the NumPy twin of
-   `data.augment_image`), keep the weights of the best Validation AUC; writes `model.weights.h5`,
+   `data.augment_image`), keep the weights of the best Validation AUC; writes `model.weights.npz`,
    `history.csv`, `run.json`.
 3. `train.py --trained-weights DIR` (here): export, calibrate, evaluate and seal the bundle exactly
    as for a local run, on the original images.
