@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import ROOT, run_train
+from conftest import run_train
 from deepfake_detector import bundle
 from deepfake_detector.data import Augmentation
 from deepfake_detector.portable import WEIGHTS_FILE, augment_array, read_packs
