@@ -10,6 +10,10 @@
   uses, inside Gradio's cache folder (so Gradio serves it without copying). Gradio's own handling
   of numpy outputs writes identical results of concurrent requests to the *same* hash-named file,
   in place, so one request's download could read another's half-written copy.
+- `lighten_gradio_sessions`, `lighten_gradio_queue`, `skip_gradio_login_check`: remove per-request
+  work of the pinned Gradio that this app does not use. Under load the web server's event loop,
+  not the model, limits throughput: it handles ~4 HTTP requests and a queue event per prediction
+  (~20 ms of Python, sharing the interpreter lock with the workers).
 """
 
 from __future__ import annotations
@@ -60,8 +64,8 @@ class ServingSettings:
     """How the app serves requests (environment variables in brackets, documented in the README)."""
     workers: int = 2  # requests computed at once [DEEPFAKE_WORKERS]; default: one per CPU core
     # Requests that may wait for a worker; more get 'busy' [DEEPFAKE_QUEUE_SIZE]. Room for a burst of
-    # 200 callers: every one refused must come back, and a refusal costs the server about half of a
-    # plain prediction, so refusing what could be served in a few seconds only adds work.
+    # 200 callers: every one refused comes back, and a refusal costs the server about a third of a
+    # plain prediction's work, so refusing what could be served within max_wait_s only adds work.
     queue_size: int = 256
     max_wait_s: float = 10.0  # nor more than this much work ahead of a new request [DEEPFAKE_MAX_WAIT_S]
     result_ttl_s: int = 600  # result files and uploads are deleted this long after [DEEPFAKE_RESULT_TTL_S]
