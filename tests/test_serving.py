@@ -147,6 +147,8 @@ def test_old_result_folders_are_pruned(tmp_path):
     os.utime(old, (time.time() - 1000, time.time() - 1000))
     results._last_prune = 0.0  # as if the last sweep were long ago
     fresh = results.new_folder()
+    assert results.pruning is not None and results.pruning.name == "result-prune"  # not on the request's thread
+    results.pruning.join(10)
     assert fresh.is_dir() and not old.exists()
 
 
