@@ -153,8 +153,9 @@ def test_old_result_folders_are_pruned(tmp_path):
 
 
 def test_settings_from_environment():
-    s = ServingSettings.from_env({"DEEPFAKE_WORKERS": "3", "DEEPFAKE_QUEUE_SIZE": "10", "DEEPFAKE_RESULT_TTL_S": "120"})
-    assert (s.workers, s.queue_size, s.result_ttl_s) == (3, 10, 120)
+    s = ServingSettings.from_env({"DEEPFAKE_WORKERS": "3", "DEEPFAKE_QUEUE_SIZE": "10", "DEEPFAKE_RESULT_TTL_S": "120",
+                                  "DEEPFAKE_SWITCH_MS": "0.5"})
+    assert (s.workers, s.queue_size, s.result_ttl_s, s.switch_ms) == (3, 10, 120, 0.5)
     assert s.server_threads >= 3 + 10 + ServingSettings.SPARE_EVENT_SLOTS
     fallback = ServingSettings.from_env({"DEEPFAKE_WORKERS": "many", "DEEPFAKE_QUEUE_SIZE": "-5"})
     assert fallback.workers >= 1 and fallback.queue_size == 0

@@ -13,6 +13,7 @@ import inspect
 import io
 import json
 import logging
+import sys
 import tempfile
 import zipfile
 import zlib
@@ -439,6 +440,7 @@ def launch(env) -> int:
         log.error("no model to serve: %s", exc)
         return 2
     lighten_gradio_sessions()  # a new browser tab or API client costs ~0 instead of ~5-10 ms of the event loop
+    sys.setswitchinterval(settings.switch_ms / 1000)
     demo = build_demo(predictor, settings)
     # No Gradio-level limit: the gate in build_demo bounds the heavy handlers and answers 'busy'.
     # Gradio runs at most `max_threads` events at once and queues the rest, sending every queued
