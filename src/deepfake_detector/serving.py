@@ -71,7 +71,7 @@ class ServingSettings:
     # How long a thread may keep the interpreter lock while another waits for it [DEEPFAKE_SWITCH_MS].
     # Python's default, 5 ms, makes the web server's event loop (the bottleneck under load) wait up
     # to that long for the lock after each socket read or write while the workers run: 1 ms served
-    # 4-20% more answers a second in four paired 200-caller runs.
+    # 3-20% more answers a second in six paired 200-caller runs.
     switch_ms: float = 1.0
     result_ttl_s: int = 600  # result files and uploads are deleted this long after [DEEPFAKE_RESULT_TTL_S]
     # Gradio keeps per-session state for each browser tab or API client (up to ~90 KiB here: its copy
