@@ -95,7 +95,7 @@ def binary_metrics(labels: np.ndarray, p: np.ndarray, threshold: float) -> dict:
 
 
 def choose_uncertain_band(p: np.ndarray, labels: np.ndarray, threshold: float,
-                          min_precision: float = 0.8) -> list[float]:
+                          min_precision: float = TrainConfig.verdict_min_precision) -> list[float]:
     """[low, high) around the threshold where a verdict would be right less than `min_precision`
     of the time (Validation).
 
@@ -190,7 +190,7 @@ def score_files(predictor, paths: list, degrade=None, batch_size: int = 64, prog
 
 
 def evaluate_bundle(predictor, val_paths, val_labels, test_paths, test_labels, robustness: bool = True,
-                    min_precision: float = 0.8) -> dict:
+                    min_precision: float = TrainConfig.verdict_min_precision) -> dict:
     """Fit calibration, threshold and uncertain band on Validation, then measure Test (clean and
     degraded). Returns the metrics; `metrics["serving"]` holds what the served model needs."""
     from .inference import calibrated

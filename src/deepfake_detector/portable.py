@@ -94,6 +94,12 @@ def save_init_weights(cfg: TrainConfig, out: Path) -> None:
         np.savez(f, *[w.astype(np.float16) for w in weights])
 
 
+def read_weights(path: Path) -> list[np.ndarray]:
+    """A weights list saved with `np.savez(f, *weights)`, in build_model's order."""
+    with np.load(path) as z:
+        return [z[f"arr_{i}"] for i in range(len(z.files))]
+
+
 def read_packs(folder: Path, split: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """All chunks of one split, decoded: (images N x S x S x 3 uint8, labels, file names)."""
     files = sorted(folder.glob(f"{split.lower()}-*.npz"))
@@ -217,8 +223,7 @@ def _compiled_model(cfg: TrainConfig, packs: Path, steps: int):
         init = packs / INIT_WEIGHTS
         if not init.exists():
             raise DatasetError(f"{init} is missing: `pack` writes the starting weights next to the data")
-        with np.load(init) as z:
-            model.set_weights([z[f"arr_{i}"].astype(np.float32) for i in range(len(z.files))])
+        model.set_weights([w.astype(np.float32) for w in read_weights(init)])
     return model
 
 

@@ -190,13 +190,12 @@ _PLACE_SETTINGS = {"data_dir", "download_dir", "out", "run_name", "push_to_hub",
 def adopt_trained(cfg: TrainConfig, folder: Path, work: Path):
     """The model of a portable run (`portable.py train`), checked against this run's config."""
     from .model import build_model
-    from .portable import WEIGHTS_FILE
+    from .portable import WEIGHTS_FILE, read_weights
 
     try:
         trained_cfg = json.loads((folder / "config.json").read_text())
         trained_run = json.loads((folder / "run.json").read_text())
-        with np.load(folder / WEIGHTS_FILE) as z:
-            weights = [z[f"arr_{i}"] for i in range(len(z.files))]
+        weights = read_weights(folder / WEIGHTS_FILE)
     except (OSError, ValueError) as exc:
         raise DetectorError(f"--trained-weights {folder}: not the output of a finished portable run "
                             f"({type(exc).__name__}: {exc})") from None
