@@ -26,8 +26,10 @@ returned picture must download, decode, and be byte-identical to every other cop
 (a half-written file fails this). Failures are counted by kind (timeout, broken_file,
 wrong_answer, error:<type>); 'busy' is counted apart. A probe process times a page load (GET /),
 Gradio's queue status, and the /model_info and /server_status API calls every 0.25 s, to show
-whether the web server stays responsive while the workers are busy. The server's peak RSS
-(VmHWM) is read before it is stopped; --soak samples its RSS every --rss-every seconds and
+whether the web server stays responsive while the workers are busy. The server's memory counts
+its worker processes (its children) too: peak RSS is the sum of each process's VmHWM, read
+before it is stopped; CPU per call is split between the web server's process and the workers;
+--soak samples the RSS of the server and its workers every --rss-every seconds and
 reports the growth from the first sample taken once warm (after 60 s) to the end. The server's
 log is searched for tracebacks.
 """
@@ -100,6 +102,36 @@ def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process so far."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def server_family(pid: int) -> list[int]:
+    """The server and its worker processes (its children)."""
+    kids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                kids.append(int(stat.parent.name))
+        except (OSError, ValueError, IndexError):
+            continue
+    return [pid] + sorted(kids)
+
+
+def family_cpu(pids: list[int]) -> dict[int, float]:
+    out = {}
+    for pid in pids:
+        try:
+            out[pid] = cpu_seconds(pid)
+        except OSError:
+            pass
+    return out
+
+
+def family_memory_mb(pid: int, field: str = "VmRSS") -> tuple[float | None, float | None]:
+    """(server + workers, server alone): RSS now, or the sum of each process's peak (VmHWM)."""
+    values = [bench.process_memory_mb(p, field) for p in server_family(pid)]
+    if values[0] is None:
+        return None, None
+    return round(sum(v for v in values if v is not None), 1), values[0]
 
 
 def percentiles(samples: list[float]) -> dict:
@@ -398,23 +430,27 @@ def main() -> None:
             go.put(timing)
         time.sleep(max(0.0, start - time.time()))
         t0 = time.perf_counter()
-        server_cpu0 = cpu_seconds(proc.pid)
+        server_cpu0 = family_cpu(server_family(proc.pid))
         next_rss = 0.0
         while time.time() < timing["deadline"]:
             now = time.perf_counter() - t0
             if now >= next_rss:
-                rss_samples.append((round(now, 1), bench.process_memory_mb(proc.pid)))
+                rss_samples.append((round(now, 1), family_memory_mb(proc.pid)[0]))
                 if args.soak:
-                    print(f"  {now:7.0f} s  server RSS {rss_samples[-1][1]} MB", flush=True)
+                    print(f"  {now:7.0f} s  server + workers RSS {rss_samples[-1][1]} MB", flush=True)
                 next_rss = now + (args.rss_every if args.soak else 1.0)
             time.sleep(0.2)
         summaries = [results.get(timeout=300) for _ in procs]
         elapsed = time.perf_counter() - t0
-        server_cpu = cpu_seconds(proc.pid) - server_cpu0
+        cpu_end = family_cpu(server_family(proc.pid))
+        web_cpu = cpu_end.get(proc.pid, 0.0) - server_cpu0.get(proc.pid, 0.0)
+        server_cpu = sum(v - server_cpu0.get(k, 0.0) for k, v in cpu_end.items())  # web server + workers
+        workers = len(cpu_end) - 1
         stop_probe.set()
         probe = probe_results.get(timeout=60)
-        rss_samples.append((round(time.perf_counter() - t0, 1), bench.process_memory_mb(proc.pid)))
-        peak = bench.process_memory_mb(proc.pid, "VmHWM")
+        rss_samples.append((round(time.perf_counter() - t0, 1), family_memory_mb(proc.pid)[0]))
+        rss_end_web = family_memory_mb(proc.pid)[1]
+        peak, peak_web = family_memory_mb(proc.pid, "VmHWM")
     finally:
         stop_probe.set()
         stop(proc)
@@ -450,12 +486,14 @@ def main() -> None:
         "first_error_per_kind": first_errors,
         "throughput_ok_per_s": round(ok / elapsed, 1),
         "server_cpu_ms_per_call": round(1000 * server_cpu / calls, 1),
+        "web_process_cpu_ms_per_call": round(1000 * web_cpu / calls, 1), "worker_processes": workers,
         "client_cpu_ms_per_call": round(1000 * client_cpu / calls, 1),
         "load_average_1m_at_end": round(os.getloadavg()[0], 2),
         "latency_ok": percentiles(ok_latency), "latency_busy": percentiles(busy_latency),
         "probes": {k: percentiles(v) for k, v in probe["timings"].items()},
         "probe_errors": probe["errors"][:10], "peak_waiting": probe["peak_waiting"],
-        "server_tracebacks": tracebacks, "server_peak_rss_mb": peak,
+        "server_tracebacks": tracebacks, "server_peak_rss_mb": peak, "web_process_peak_rss_mb": peak_web,
+        "web_process_rss_end_mb": rss_end_web,
         "server_rss_mb": {"samples": rss_samples if args.soak else rss_samples[::10] + rss_samples[-1:],
                           "warm": warm_rss, "end": rss_values[-1] if rss_values else None,
                           "growth_after_warm_pct": growth},
@@ -472,7 +510,8 @@ def main() -> None:
         ("calls", f"{results_json['calls']}: {ok} answered correctly, {busy} told busy"),
         ("failures", ", ".join(f"{k} {v}" for k, v in failures.items()) or "none"),
         ("throughput", f"{results_json['throughput_ok_per_s']:.1f} correct answers per second"),
-        ("CPU per call", f"server {results_json['server_cpu_ms_per_call']} ms, callers "
+        ("CPU per call", f"server {results_json['server_cpu_ms_per_call']} ms ({web_cpu * 1000 / calls:.1f} ms in the "
+                         f"web server's process, the rest in {workers} worker processes), callers "
                          f"{results_json['client_cpu_ms_per_call']} ms (load average {os.getloadavg()[0]:.1f} "
                          f"on {os.cpu_count()} cores)"),
         ("latency, answered", lat(results_json["latency_ok"])),
@@ -481,8 +520,9 @@ def main() -> None:
         ("probe errors", str(len(probe["errors"]))),
         ("peak waiting (server)", str(probe["peak_waiting"])),
         ("server tracebacks", str(tracebacks)),
-        ("server peak RSS", f"{peak} MB"),
-        ("server RSS warm -> end", f"{warm_rss} -> {results_json['server_rss_mb']['end']} MB ({growth:+.1f}%)"
+        ("server peak RSS", f"{peak} MB (sum of each process's peak; web server alone {peak_web} MB, "
+                            f"{rss_end_web} MB at the end)"),
+        ("server + workers RSS warm -> end", f"{warm_rss} -> {results_json['server_rss_mb']['end']} MB ({growth:+.1f}%)"
          if growth is not None else "n/a"),
     ]
     bench.print_table(f"Load: /predict on 127.0.0.1 (model {model.name})", rows)

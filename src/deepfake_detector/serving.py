@@ -22,15 +22,22 @@ import asyncio
 import contextvars
 import copy
 import functools
+import gc
+import importlib
 import logging
 import os
+import queue
 import shutil
+import signal
+import socket
+import subprocess
 import sys
 import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -38,6 +45,7 @@ import numpy as np
 from PIL import Image
 
 from . import atomic
+from .errors import DetectorError
 from .imaging import InputLimits
 
 log = logging.getLogger(__name__)
@@ -63,6 +71,9 @@ def _env_number(env: Mapping[str, str], name: str, default, minimum, kind=int):
 class ServingSettings:
     """How the app serves requests (environment variables in brackets, documented in the README)."""
     workers: int = 2  # requests computed at once [DEEPFAKE_WORKERS]; default: one per CPU core
+    # Detection and batch requests computed in `workers` processes of their own (1), or on threads
+    # of the web server's process (0) [DEEPFAKE_WORKER_PROCESSES]; see `WorkerPool`.
+    processes: bool = True
     # Requests that may wait for a worker; more get 'busy' [DEEPFAKE_QUEUE_SIZE]. Room for a burst of
     # 200 callers: every one refused comes back, and a refusal costs the server about a third of a
     # plain prediction's work, so refusing what could be served within max_wait_s only adds work.
@@ -104,6 +115,7 @@ class ServingSettings:
             return _env_number(env, name, default, minimum, kind)
 
         return cls(workers=number("DEEPFAKE_WORKERS", min(os.cpu_count() or 2, 8), 1),
+                   processes=bool(number("DEEPFAKE_WORKER_PROCESSES", 1, 0)),
                    queue_size=number("DEEPFAKE_QUEUE_SIZE", cls.queue_size, 0),
                    max_wait_s=number("DEEPFAKE_MAX_WAIT_S", cls.max_wait_s, 1.0, float),
                    switch_ms=number("DEEPFAKE_SWITCH_MS", cls.switch_ms, 0.1, float),
@@ -216,12 +228,208 @@ class Gate:
         self._executor.shutdown(wait=False, cancel_futures=True)
 
 
+WORKER_DIED = ("the detector's worker process stopped while working on this request (it is being "
+               "restarted); try again in a few seconds")
+WORKER_FAILED = "internal error while processing this request; it has been logged"
+
+
+class WorkerError(Exception):
+    """A request a worker process could not answer (it died, or failed unexpectedly and logged why).
+    The message is meant for the user, as `DetectorError`'s are."""
+
+
+class _Worker:
+    """One worker process and the socket the server talks to it through."""
+
+    def __init__(self, index: int, spec: dict):
+        self.index = index
+        ours, theirs = socket.socketpair()
+        try:
+            # A fresh interpreter (fork + exec): nothing of the server's threads, locks or Gradio is
+            # inherited, and only the worker's end of the socket is passed on (close_fds).
+            self.proc = subprocess.Popen(
+                [sys.executable, "-c", "import sys; from deepfake_detector.serving import worker_main; "
+                                       "sys.exit(worker_main(int(sys.argv[1])))", str(theirs.fileno())],
+                pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL)
+        finally:
+            theirs.close()
+        self.conn = Connection(ours.detach())
+        self.conn.send(spec)  # what to load; it answers ("ready", pid) once loaded
+        self.ready = False
+
+    def stop(self, wait_s: float = 3.0) -> None:
+        self.conn.close()  # the worker reads end-of-file and exits
+        try:
+            self.proc.wait(timeout=wait_s)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+class WorkerPool:
+    """`size` worker processes, each with its own model loaded once, answering calls by name.
+
+    Under load the web server's single event loop limits throughput, and in one process it shares
+    Python's interpreter lock with the model's threads: the decode, face search, model and picture
+    writing (~16 ms of CPU per plain prediction) run here, in processes of their own, and the
+    server's process only passes a file path in and a small reply (JSON and result-file paths) out.
+
+    `factory` ("module:function") is called in each worker with `kwargs` and returns a dict of
+    handlers by name. `call(name, *args)` runs one on a free worker (blocking the calling thread,
+    which waits on a socket without holding the interpreter lock) and returns its value. Errors
+    come back as the same clear messages: a `DetectorError` raised by the handler is raised again
+    here with its message; an unexpected one is logged by the worker, with its traceback, and is a
+    `WorkerError` here. A worker that dies (killed, out of memory) is replaced at once and its
+    request gets a `WorkerError` saying so; the next request on that worker waits for the
+    replacement to load. Workers exit when the server closes the pool or goes away (its end of the
+    socket closes), so none outlives it.
+    """
+
+    def __init__(self, size: int, factory: str, kwargs: Mapping[str, Any] | None = None):
+        self.size = size
+        self._spec = {"factory": factory, "kwargs": dict(kwargs or {})}
+        self._free: queue.Queue = queue.Queue()
+        self._lock = threading.Lock()
+        self._closed = False
+        self.workers = [_Worker(i, self._spec) for i in range(size)]
+        for worker in self.workers:
+            self._free.put(worker)
+        self.restarts = 0
+
+    def pids(self) -> list[int]:
+        with self._lock:
+            return [w.proc.pid for w in self.workers]
+
+    def wait_ready(self, timeout: float = 120.0) -> None:
+        """Wait until every worker has loaded (tests, start-up checks); raise WorkerError if one failed."""
+        taken = [self._free.get(timeout=timeout) for _ in range(self.size)]
+        try:
+            for worker in taken:
+                self._ensure_ready(worker)
+        finally:
+            for worker in taken:
+                self._free.put(worker)
+
+    def _ensure_ready(self, worker: _Worker) -> None:
+        if worker.ready:
+            return
+        status, value = worker.conn.recv()
+        if status != "ready":
+            raise _LoadFailed(value)
+        worker.ready = True
+
+    def call(self, name: str, *args, **kwargs):
+        if self._closed:
+            raise WorkerError("the server is shutting down")
+        worker = self._free.get()
+        try:
+            try:
+                # One that died while idle is replaced before the request is handed over: no loss.
+                for attempt in range(2):
+                    if worker.proc.poll() is not None:
+                        worker = self._replace(worker, EOFError("exited while idle"))
+                    try:
+                        self._ensure_ready(worker)
+                        worker.conn.send((name, args, kwargs))
+                        break
+                    except (EOFError, OSError) as exc:
+                        if attempt or self._closed:
+                            raise
+                        worker = self._replace(worker, exc)
+                status, value = worker.conn.recv()
+            except (EOFError, OSError, _LoadFailed) as exc:
+                if self._closed:
+                    raise WorkerError("the server is shutting down") from None
+                worker = self._replace(worker, exc)
+                if isinstance(exc, _LoadFailed):
+                    raise WorkerError(f"the detector's worker process could not load the model ({exc}); "
+                                      "it is being restarted, try again in a few seconds") from None
+                raise WorkerError(WORKER_DIED) from None
+        finally:
+            self._free.put(worker)
+        if status == "ok":
+            return value
+        if status == "user":
+            raise DetectorError(value)
+        raise WorkerError(value)
+
+    def _replace(self, worker: _Worker, why: BaseException) -> _Worker:
+        """Stop what is left of `worker` and start another in its place."""
+        code = worker.proc.poll()
+        log.error("worker process %d (pid %d) stopped (%s; exit code %s): starting another", worker.index,
+                  worker.proc.pid, why if isinstance(why, _LoadFailed) else type(why).__name__, code)
+        worker.stop(wait_s=1.0)
+        fresh = _Worker(worker.index, self._spec)
+        with self._lock:
+            self.workers[worker.index] = fresh
+            self.restarts += 1
+        return fresh
+
+    def close(self) -> None:
+        """Stop every worker (each exits once it reads end-of-file); idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        with self._lock:
+            workers = list(self.workers)
+        for worker in workers:
+            worker.conn.close()
+        for worker in workers:
+            worker.stop()
+
+
+class _LoadFailed(Exception):
+    """A worker process could not load what it serves (its log says why)."""
+
+
+def worker_main(fd: int) -> int:
+    """A worker process: load the handlers named by the first message, then answer calls until the
+    server closes the socket."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the server stops us
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s[worker %(process)d]: %(message)s")
+    conn = Connection(fd)
+    try:
+        spec = conn.recv()
+        module, function = spec["factory"].split(":")
+        handlers = getattr(importlib.import_module(module), function)(**spec["kwargs"])
+    except EOFError:
+        return 0
+    except Exception as exc:  # noqa: BLE001 - said to the server, which restarts us
+        log.exception("worker could not load")
+        try:
+            conn.send(("failed", f"{type(exc).__name__}: {exc}"))
+        except OSError:
+            pass
+        return 1
+    gc.freeze()  # the libraries and the model live as long as the worker: out of the collector's passes
+    conn.send(("ready", os.getpid()))
+    while True:
+        try:
+            name, args, kwargs = conn.recv()
+        except (EOFError, OSError):
+            return 0
+        try:
+            reply = ("ok", handlers[name](*args, **kwargs))
+        except DetectorError as exc:
+            reply = ("user", str(exc))
+        except Exception:  # noqa: BLE001
+            log.exception("unexpected error in %s", name)
+            reply = ("internal", WORKER_FAILED)
+        try:
+            conn.send(reply)
+        except (EOFError, OSError):
+            return 0
+        except Exception:  # noqa: BLE001 - a reply that cannot be pickled
+            log.exception("unexpected reply from %s", name)
+            conn.send(("internal", WORKER_FAILED))
+
+
 class ResultFiles:
     """Writes each result file once, under a fresh per-request folder, atomically, and prunes old ones."""
 
     IMAGE_FORMATS = {"jpg": ("JPEG", {"quality": 90}), "png": ("PNG", {"compress_level": 1})}
 
-    def __init__(self, root: str | Path | None = None, ttl_s: int = 600, max_side: int = 1600):
+    def __init__(self, root: str | Path | None = None, ttl_s: int = 600, max_side: int = 1600, sweep: bool = True):
         if root is None:
             from gradio.utils import get_upload_folder
 
@@ -231,7 +439,7 @@ class ResultFiles:
         self.max_side = max_side  # pictures are shown at most this large
         # First sweep on first use: a server stopped by a signal leaves its files behind (Gradio
         # deletes its cache only on a clean shutdown).
-        self._last_prune = float("-inf")
+        self._last_prune = float("-inf") if sweep else float("inf")  # worker processes leave it to the server
         self._prune_lock = threading.Lock()
         self.pruning: threading.Thread | None = None  # the latest sweep
 
