@@ -359,17 +359,21 @@ def probe_process(url: str, stop_at, results, interval: float = 0.25) -> None:
               "queue_status": lambda: urllib.request.urlopen(f"{url}{API}/queue/status", timeout=30).read(),
               "model_info": lambda: client.predict(api_name="/model_info"),
               "server_status": server_status}
+    began = time.perf_counter()
+    slow = []  # (seconds into the run, probe, seconds taken) of every probe over 1 s
     while not stop_at.is_set():
         for name, fn in checks.items():
             t0 = time.perf_counter()
             try:
                 fn()
                 timings[name].append(time.perf_counter() - t0)
+                if timings[name][-1] > 1.0:
+                    slow.append((round(t0 - began, 1), name, round(timings[name][-1], 2)))
             except Exception as exc:  # noqa: BLE001
                 errors.append(f"{name}: {exc!r}"[:200])
         stop_at.wait(interval)
     client.close()
-    results.put({"timings": dict(timings), "errors": errors, "peak_waiting": peak_waiting})
+    results.put({"timings": dict(timings), "errors": errors, "peak_waiting": peak_waiting, "slow": slow})
 
 
 # -- the run -------------------------------------------------------------------------------------
@@ -492,6 +496,7 @@ def main() -> None:
         "latency_ok": percentiles(ok_latency), "latency_busy": percentiles(busy_latency),
         "probes": {k: percentiles(v) for k, v in probe["timings"].items()},
         "probe_errors": probe["errors"][:10], "peak_waiting": probe["peak_waiting"],
+        "probes_over_1s": probe.get("slow", []),
         "server_tracebacks": tracebacks, "server_peak_rss_mb": peak, "web_process_peak_rss_mb": peak_web,
         "web_process_rss_end_mb": rss_end_web,
         "server_rss_mb": {"samples": rss_samples if args.soak else rss_samples[::10] + rss_samples[-1:],
@@ -518,6 +523,8 @@ def main() -> None:
         ("latency, busy", lat(results_json["latency_busy"])),
         *[(f"probe {k}", lat(v)) for k, v in results_json["probes"].items()],
         ("probe errors", str(len(probe["errors"]))),
+        ("probes over 1 s", ", ".join(f"{name} {took:.1f} s at {at:.0f} s" for at, name, took in
+                                      probe.get("slow", [])[:12]) or "none"),
         ("peak waiting (server)", str(probe["peak_waiting"])),
         ("server tracebacks", str(tracebacks)),
         ("server peak RSS", f"{peak} MB (sum of each process's peak; web server alone {peak_web} MB, "

@@ -74,6 +74,13 @@ class ServingSettings:
     # Detection and batch requests computed in `workers` processes of their own (1), or on threads
     # of the web server's process (0) [DEEPFAKE_WORKER_PROCESSES]; see `WorkerPool`.
     processes: bool = True
+    # How much lower the worker processes' CPU priority is than the web server's (Unix nice, 0-19)
+    # [DEEPFAKE_WORKER_NICE]. With the workers at the same priority the web server's event loop
+    # (one thread) gets about as much CPU as each worker and, under a burst, a backlog of seconds
+    # builds up in front of it: page loads and /model_info wait behind it. Lower-priority workers
+    # use what the web server leaves, the burst waits at the gate instead, and light requests are
+    # answered at once (README, "Serving under load").
+    worker_nice: int = 10
     # Requests that may wait for a worker; more get 'busy' [DEEPFAKE_QUEUE_SIZE]. Room for a burst of
     # 200 callers: every one refused comes back, and a refusal costs the server about a third of a
     # plain prediction's work, so refusing what could be served within max_wait_s only adds work.
@@ -116,6 +123,7 @@ class ServingSettings:
 
         return cls(workers=number("DEEPFAKE_WORKERS", min(os.cpu_count() or 2, 8), 1),
                    processes=bool(number("DEEPFAKE_WORKER_PROCESSES", 1, 0)),
+                   worker_nice=min(19, number("DEEPFAKE_WORKER_NICE", cls.worker_nice, 0)),
                    queue_size=number("DEEPFAKE_QUEUE_SIZE", cls.queue_size, 0),
                    max_wait_s=number("DEEPFAKE_MAX_WAIT_S", cls.max_wait_s, 1.0, float),
                    switch_ms=number("DEEPFAKE_SWITCH_MS", cls.switch_ms, 0.1, float),
@@ -285,9 +293,9 @@ class WorkerPool:
     socket closes), so none outlives it.
     """
 
-    def __init__(self, size: int, factory: str, kwargs: Mapping[str, Any] | None = None):
+    def __init__(self, size: int, factory: str, kwargs: Mapping[str, Any] | None = None, nice: int = 0):
         self.size = size
-        self._spec = {"factory": factory, "kwargs": dict(kwargs or {})}
+        self._spec = {"factory": factory, "kwargs": dict(kwargs or {}), "nice": nice}
         self._free: queue.Queue = queue.Queue()
         self._lock = threading.Lock()
         self._closed = False
@@ -390,6 +398,8 @@ def worker_main(fd: int) -> int:
     conn = Connection(fd)
     try:
         spec = conn.recv()
+        if spec.get("nice"):
+            os.nice(spec["nice"])
         module, function = spec["factory"].split(":")
         handlers = getattr(importlib.import_module(module), function)(**spec["kwargs"])
     except EOFError:

@@ -283,7 +283,7 @@ def start_workers(predictor: Predictor, settings: ServingSettings) -> WorkerPool
 
     spec = {"folder": str(predictor.folder), "source": predictor.source, "limits": asdict(predictor.limits),
             "results_root": str(ResultFiles().root)}
-    pool = WorkerPool(settings.workers, "deepfake_detector.handlers:worker_from_spec", spec)
+    pool = WorkerPool(settings.workers, "deepfake_detector.handlers:worker_from_spec", spec, nice=settings.worker_nice)
     atexit.register(pool.close)
     return pool
 
