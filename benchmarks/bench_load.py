@@ -57,7 +57,7 @@ from pathlib import Path
 import numpy as np
 
 import _common as bench  # first: puts src/ on sys.path
-from bench_startup import app_env, free_port, http_ok, stop, tail, wait_for
+from bench_startup import app_env, free_port, http_ok, server_family, stop, tail, wait_for
 
 BUSY = "The detector is busy"
 API = "gradio_api"
@@ -102,18 +102,6 @@ def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process so far."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def server_family(pid: int) -> list[int]:
-    """The server and its worker processes (its children)."""
-    kids = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
-                kids.append(int(stat.parent.name))
-        except (OSError, ValueError, IndexError):
-            continue
-    return [pid] + sorted(kids)
 
 
 def family_cpu(pids: list[int]) -> dict[int, float]:

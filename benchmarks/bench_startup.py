@@ -80,6 +80,18 @@ def stop(proc: subprocess.Popen) -> None:
             proc.wait()
 
 
+def server_family(pid: int) -> list[int]:
+    """The app's process and its worker processes (its children)."""
+    kids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                kids.append(int(stat.parent.name))
+        except (OSError, ValueError, IndexError):
+            continue
+    return [pid] + sorted(kids)
+
+
 def cold_start(model: Path, image: Path, warm_calls: int, workdir: Path, run: int) -> dict:
     from gradio_client import Client, handle_file
 
@@ -99,11 +111,13 @@ def cold_start(model: Path, image: Path, warm_calls: int, workdir: Path, run: in
         warm = bench.time_calls(lambda: client.predict(handle_file(str(image)), api_name="/predict"),
                                 warm_calls, warmup=0)
         rss = bench.process_memory_mb(proc.pid, "VmHWM")  # the app's own peak, read before it is stopped
+        workers = [bench.process_memory_mb(p, "VmHWM") for p in server_family(proc.pid)[1:]]
     finally:
         stop(proc)
     result = answer[0] if isinstance(answer, (list, tuple)) else answer
     return {"seconds_to_http_200": round(t_http, 2), "seconds_to_first_answer": round(t_answer, 2),
             "warm_predict": bench.latency(warm), "app_peak_rss_mb": rss,
+            "worker_peak_rss_mb": [w for w in workers if w is not None],
             "first_answer": {k: result.get(k) for k in ("label", "p_fake", "face_found")}
             if isinstance(result, dict) else str(result)[:200]}
 
@@ -134,7 +148,8 @@ def main() -> None:
                                            f"{', '.join(f'{t:.2f}' for t in first)})"),
         ("warm /predict via gradio_client", f"p50 {float(np.median(warm)):.1f} ms "
                                             f"({warm_calls} calls per run, 1024x768 JPEG)"),
-        ("app peak RSS", f"{starts[-1]['app_peak_rss_mb']} MB"),
+        ("app peak RSS", f"{starts[-1]['app_peak_rss_mb']} MB (web server); worker processes "
+                         f"{', '.join(f'{w} MB' for w in starts[-1]['worker_peak_rss_mb']) or 'none'}"),
         ("first answer", str(starts[0]["first_answer"])),
     ])
     bench.write_results(args.json, "startup", args.quick, results)

@@ -249,7 +249,7 @@ class WorkerError(Exception):
 class _Worker:
     """One worker process and the socket the server talks to it through."""
 
-    def __init__(self, index: int, spec: dict):
+    def __init__(self, index: int, spec: dict, nice: int = 0):
         self.index = index
         ours, theirs = socket.socketpair()
         try:
@@ -259,6 +259,8 @@ class _Worker:
                 [sys.executable, "-c", "import sys; from deepfake_detector.serving import worker_main; "
                                        "sys.exit(worker_main(int(sys.argv[1])))", str(theirs.fileno())],
                 pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL)
+            if nice:  # at once, so its start-up (imports, model) already yields to the server's
+                os.setpriority(os.PRIO_PROCESS, self.proc.pid, os.getpriority(os.PRIO_PROCESS, 0) + nice)
         finally:
             theirs.close()
         self.conn = Connection(ours.detach())
@@ -295,11 +297,12 @@ class WorkerPool:
 
     def __init__(self, size: int, factory: str, kwargs: Mapping[str, Any] | None = None, nice: int = 0):
         self.size = size
-        self._spec = {"factory": factory, "kwargs": dict(kwargs or {}), "nice": nice}
+        self._spec = {"factory": factory, "kwargs": dict(kwargs or {})}
+        self.nice = nice
         self._free: queue.Queue = queue.Queue()
         self._lock = threading.Lock()
         self._closed = False
-        self.workers = [_Worker(i, self._spec) for i in range(size)]
+        self.workers = [_Worker(i, self._spec, nice) for i in range(size)]
         for worker in self.workers:
             self._free.put(worker)
         self.restarts = 0
@@ -367,7 +370,7 @@ class WorkerPool:
         log.error("worker process %d (pid %d) stopped (%s; exit code %s): starting another", worker.index,
                   worker.proc.pid, why if isinstance(why, _LoadFailed) else type(why).__name__, code)
         worker.stop(wait_s=1.0)
-        fresh = _Worker(worker.index, self._spec)
+        fresh = _Worker(worker.index, self._spec, self.nice)
         with self._lock:
             self.workers[worker.index] = fresh
             self.restarts += 1
@@ -398,8 +401,6 @@ def worker_main(fd: int) -> int:
     conn = Connection(fd)
     try:
         spec = conn.recv()
-        if spec.get("nice"):
-            os.nice(spec["nice"])
         module, function = spec["factory"].split(":")
         handlers = getattr(importlib.import_module(module), function)(**spec["kwargs"])
     except EOFError:
