@@ -167,6 +167,10 @@ def test_worker_answers_equal_the_in_process_handlers(model_pool, in_process, tm
             assert remote[index]["path"] != local[index]["path"]
             assert Path(remote[index]["path"]).read_bytes() == Path(local[index]["path"]).read_bytes()
             Image.open(remote[index]["path"]).load()
+    # The examples' handler (Gradio post-processes its outputs): the same values, its own files.
+    remote, local = model_pool.call("detect", str(image), True, True), in_process["detect"](str(image), True, True)
+    assert [remote[i] for i in (0, 1, 2, 4)] == [local[i] for i in (0, 1, 2, 4)]
+    assert all(Path(remote[i]).read_bytes() == Path(local[i]).read_bytes() for i in (3, 5))
     rows, csv_path = model_pool.call("batch", [str(image), str(PORTRAIT)], True)
     local_rows, local_csv = in_process["batch"]([str(image), str(PORTRAIT)], True)
     assert rows == local_rows and Path(csv_path).read_bytes() == Path(local_csv).read_bytes()

@@ -6,6 +6,9 @@
   `BUSY_MESSAGE` (a `gr.Error`, so the browser shows it and `gradio_client` raises it) instead of
   waiting until its client times out. Waiting requests are coroutines on the event loop, not
   threads, so a burst costs no threads.
+- `WorkerPool`: the detection and batch work itself, in worker processes of their own (the model
+  loaded once in each), so the web server's event loop, the bottleneck under load, has Python's
+  interpreter lock to itself; the gate's threads only hand requests over and wait for the reply.
 - `ResultFiles`: every image a request returns is written by us, once, to a name no other request
   uses, inside Gradio's cache folder (so Gradio serves it without copying). Gradio's own handling
   of numpy outputs writes identical results of concurrent requests to the *same* hash-named file,
@@ -13,7 +16,7 @@
 - `lighten_gradio_sessions`, `lighten_gradio_queue`, `skip_gradio_login_check`: remove per-request
   work of the pinned Gradio that this app does not use. Under load the web server's event loop,
   not the model, limits throughput: it handles ~4 HTTP requests and a queue event per prediction
-  (~20 ms of Python, sharing the interpreter lock with the workers).
+  (~20 ms of Python; it shared the interpreter lock with the workers until they became processes).
 """
 
 from __future__ import annotations
