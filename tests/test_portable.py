@@ -15,9 +15,10 @@ from conftest import run_train
 from deepfake_detector import bundle
 from deepfake_detector.data import Augmentation
 from deepfake_detector.portable import WEIGHTS_FILE, augment_array, read_packs
+from deepfake_detector.selfblend import HULL_POINTS
 
 CONFIG = {"architecture": "compact", "image_size": 48, "load_size": 56, "width": 8, "batch_size": 8, "epochs": 2,
-          "seed": 7, "learning_rate": 0.001, "crop_scale_min": 0.8}
+          "seed": 7, "learning_rate": 0.001, "crop_scale_min": 0.8, "self_blend_prob": 0.3}
 
 
 def _portable(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
@@ -44,12 +45,14 @@ def test_packs_hold_every_image_in_small_chunks(portable_run, dataset):
     packs = portable_run[0] / "packs"
     chunks = sorted(packs.glob("train-*.npz"))
     assert len(chunks) > 1 and all(c.stat().st_size < 0.05e6 + 20_000 for c in chunks)
-    images, labels, names = read_packs(packs, "Train")
-    assert images.shape == (80, 56, 56, 3) and images.dtype == np.uint8
+    train = read_packs(packs, "Train")
+    assert train.images.shape == (80, 56, 56, 3) and train.images.dtype == np.uint8
     expected = sorted((p.name, int(p.parent.name == "Fake")) for p in (dataset / "Train").glob("*/*.jpg"))
-    assert sorted(zip(names, labels.astype(int).tolist())) == expected  # every file once, with its label
-    val, _, _ = read_packs(packs, "Validation")
-    assert val.shape[1:] == (48, 48, 3)  # Validation at the model's size, as train.py decodes it
+    assert sorted(zip(train.names, train.labels.astype(int).tolist())) == expected  # every file once, with its label
+    # Face outlines for self-blending travel with Train (NaN for fakes; these generated reals have no face).
+    assert train.hulls.shape == (80, HULL_POINTS, 2) and np.isnan(train.hulls[train.labels == 1]).all()
+    val = read_packs(packs, "Validation")
+    assert val.images.shape[1:] == (48, 48, 3) and val.hulls is None  # at the model's size, as train.py decodes it
 
 
 def test_portable_run_records_its_epochs_and_best_weights(portable_run):

@@ -58,6 +58,9 @@ class TrainConfig:
     rescale_prob: float = setting(0.3, "share of Train images scaled down to 50-90%% and back up")
     jpeg_prob: float = setting(0.4, "share of Train images re-encoded as JPEG")
     jpeg_quality_min: int = setting(40, "lowest JPEG quality of that re-encoding (highest 95)")
+    self_blend_prob: float = setting(0.0, "chance that a real Train image, each time it is drawn, becomes a "
+                                     "self-blended fake (a face blended with an altered copy of itself; "
+                                     "see selfblend.py)")
     max_per_class: int | None = setting(None, "use at most this many images per class and split (quick runs)")
     init_from: str | None = setting(None, "bundle folder whose weights start this run (same architecture)")
     seed: int = setting(1337, "random seed of data order, augmentation and initialisation")

@@ -34,6 +34,7 @@ class Split:
     paths: list[Path]
     labels: np.ndarray  # 1 = fake
     images: np.ndarray | None = None  # N x S x S x 3 uint8, after `decode`
+    hulls: np.ndarray | None = None  # N x HULL_POINTS x 2 face outlines of the real images, after `find_hulls`
     skipped: list[str] = field(default_factory=list)  # unreadable files, with the reason
 
     @property
@@ -168,6 +169,33 @@ def decode(split: Split, size: int, cache_dir: str | Path | None = None, workers
     return split
 
 
+def find_hulls(split: Split, cache_dir: str | Path | None = None) -> Split:
+    """Face outlines (`selfblend.face_hull`) of the decoded real images, for self-blended fakes;
+    NaN for fakes and for reals without a face found. Cached next to the decoded images."""
+    from .selfblend import HULL_POINTS, face_hull
+
+    cache_file = None
+    if cache_dir:
+        key = _cache_key(split, split.images.shape[1])
+        cache_file = Path(cache_dir) / f"{split.name}-{split.images.shape[1]}-{key}-hulls.npy"
+        if cache_file.exists():
+            split.hulls = np.load(cache_file)
+            return split
+    hulls = np.full((len(split.labels), HULL_POINTS, 2), np.nan, np.float16)
+    reals = np.flatnonzero(split.labels == 0)
+    for k, i in enumerate(reals):
+        hulls[i] = face_hull(np.asarray(split.images[i]))
+        if (k + 1) % 2000 == 0:
+            log.info("face outlines for self-blending: %d/%d real images", k + 1, len(reals))
+    found = np.isfinite(hulls[reals, 0, 0]).mean() if len(reals) else 0.0
+    log.info("%s: face outline found on %.1f%% of %d real images", split.name, 100 * found, len(reals))
+    if cache_file is not None:
+        with atomic.atomic_path(cache_file) as staging, open(staging, "wb") as f:
+            np.save(f, hulls)
+    split.hulls = hulls
+    return split
+
+
 def _apply_keep(split: Split, keep: np.ndarray) -> None:
     if keep.all():
         return
@@ -241,23 +269,33 @@ class Augmentation:
 
 def make_tf_dataset(split: Split, batch_size: int, training: bool, seed: int,
                     augment: Augmentation | None = None, indices: np.ndarray | None = None,
-                    out_size: int | None = None):
+                    out_size: int | None = None, self_blend_prob: float = 0.0):
     """Batches of (uint8 image -> float32, label); shuffled and augmented for training only.
 
     `indices` (default: every image once) lists the images of one pass, repeats allowed.
-    Images come out at `out_size` (default: the decoded size).
+    Images come out at `out_size` (default: the decoded size). With `self_blend_prob` (training
+    only; needs `find_hulls`), real images become self-blended fakes before augmentation.
     """
     import tensorflow as tf
+
+    from .selfblend import blend_batch
 
     images, labels = split.images, split.labels.astype(np.float32)
     size = images.shape[1]
     indices = np.arange(len(labels)) if indices is None else np.asarray(indices, dtype=np.int64)
+    blend = training and self_blend_prob > 0
+    if blend and split.hulls is None:
+        raise ValueError("self-blending needs the face outlines: call data.find_hulls(split) first")
 
     def gather(idx):
         order = np.argsort(idx)  # memory-mapped reads in file order, batch order kept
         batch = np.empty((len(idx), size, size, 3), np.uint8)
         batch[order] = images[idx[order]]
-        return batch, labels[idx]
+        if not blend:
+            return batch, labels[idx]
+        # Seeded by the batch's own indices: reproducible, and safe in tf.data's parallel calls.
+        rng = np.random.default_rng([seed, *idx.tolist()])
+        return blend_batch(batch, labels[idx], split.hulls[idx], self_blend_prob, rng)
 
     ds = tf.data.Dataset.from_tensor_slices(indices)
     n_batches = int(np.ceil(len(indices) / batch_size))

@@ -285,7 +285,7 @@ def _face_mesh() -> FaceMesh:
         return _models[FaceMesh.FILE]
 
 
-def _measure_landmarks(rgb: np.ndarray, faces: list[Face], settings: FaceSettings) -> None:
+def measure_landmarks(rgb: np.ndarray, faces: list[Face], settings: FaceSettings) -> None:
     """Set each face's FaceMesh landmarks, unless they are off or FaceMesh doubts it saw a face."""
     if not settings.landmarks:
         return
@@ -420,9 +420,9 @@ def frame_faces(rgb: np.ndarray, enabled: bool = True, settings: FaceSettings = 
         return Framing([Region(rgb, whole, None)], "no_face", skipped_small=len(faces))
     largest = big[0]
     if largest.side * settings.crop_scale >= settings.whole_image_ratio * min(h, w):
-        _measure_landmarks(rgb, [largest], settings)
+        measure_landmarks(rgb, [largest], settings)
         return Framing([Region(rgb, whole, largest)], "face_crop")
-    _measure_landmarks(rgb, big[:settings.max_faces], settings)
+    measure_landmarks(rgb, big[:settings.max_faces], settings)
     regions = []
     for face in big[:settings.max_faces]:
         x, y, s, _ = crop_box(face, rgb.shape, settings.crop_scale)

@@ -6,7 +6,8 @@ Three steps, each a sub-command of `python -m deepfake_detector.portable`:
 
 1. `pack` (here): decode Train and Validation with the serving decoder, resize, re-encode as JPEG
    into chunks of at most `--chunk-mb` (so each fits what a transfer allows), plus the network's
-   ImageNet starting weights.
+   ImageNet starting weights; with `self_blend_prob`, the face outline of each real Train image
+   (the face models run here, not there).
 2. `train` (there, `KERAS_BACKEND=jax`): fit `model.build_model(config)` on the packs with the
    config's optimiser, schedule and augmentation (`augment_array`, the NumPy twin of
    `data.augment_image`), keep the weights of the best Validation AUC; writes `model.weights.npz`,
@@ -36,6 +37,7 @@ from PIL import Image
 from . import atomic
 from .config import TrainConfig
 from .errors import DatasetError
+from .selfblend import blend_batch
 
 log = logging.getLogger("deepfake_detector.portable")
 
@@ -52,7 +54,7 @@ def _encode(image: np.ndarray, quality: int) -> bytes:
 
 
 def pack(cfg: TrainConfig, out: Path, chunk_mb: float, quality: int = PACK_QUALITY) -> None:
-    from .data import decode, resolve_root, scan
+    from .data import decode, find_hulls, resolve_root, scan
 
     root = resolve_root(cfg.data_dir) if cfg.data_dir else None
     if root is None:
@@ -63,6 +65,8 @@ def pack(cfg: TrainConfig, out: Path, chunk_mb: float, quality: int = PACK_QUALI
     # Sizes as train.py decodes them: Train at load_size (random crops follow), Validation at image_size.
     for name, size in (("Validation", cfg.image_size), ("Train", cfg.load_size or cfg.image_size)):
         split = decode(splits[name], size)
+        if name == "Train" and cfg.self_blend_prob > 0:
+            find_hulls(split)
         order = np.random.default_rng(cfg.seed).permutation(len(split.labels))  # chunks mix sources
         chunk, used, k = [], 0, 0
         for i in order:
@@ -70,19 +74,21 @@ def pack(cfg: TrainConfig, out: Path, chunk_mb: float, quality: int = PACK_QUALI
             if chunk and used + len(data) > limit:
                 _write_chunk(out / f"{name.lower()}-{k:03d}.npz", chunk)
                 chunk, used, k = [], 0, k + 1
-            chunk.append((data, int(split.labels[i]), split.paths[i].name))
+            hull = split.hulls[i] if split.hulls is not None else None
+            chunk.append((data, int(split.labels[i]), split.paths[i].name, hull))
             used += len(data)
         _write_chunk(out / f"{name.lower()}-{k:03d}.npz", chunk)
         log.info("%s: %d images in %d chunk(s) at %d px", name, len(order), k + 1, size)
     atomic.write_text(out / "config.json", json.dumps(cfg.to_dict(), indent=2))
 
 
-def _write_chunk(path: Path, chunk: list[tuple[bytes, int, str]]) -> None:
+def _write_chunk(path: Path, chunk: list[tuple[bytes, int, str, np.ndarray | None]]) -> None:
     blobs = [c[0] for c in chunk]
+    hulls = {"hulls": np.stack([c[3] for c in chunk])} if chunk[0][3] is not None else {}
     with atomic.atomic_path(path) as staging, open(staging, "wb") as f:
         np.savez(f, jpeg=np.frombuffer(b"".join(blobs), np.uint8),
                  offsets=np.cumsum([0] + [len(b) for b in blobs]), labels=np.asarray([c[1] for c in chunk], np.int8),
-                 names=np.asarray([c[2] for c in chunk]))
+                 names=np.asarray([c[2] for c in chunk]), **hulls)
 
 
 def save_init_weights(cfg: TrainConfig, out: Path) -> None:
@@ -100,12 +106,21 @@ def read_weights(path: Path) -> list[np.ndarray]:
         return [z[f"arr_{i}"] for i in range(len(z.files))]
 
 
-def read_packs(folder: Path, split: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """All chunks of one split, decoded: (images N x S x S x 3 uint8, labels, file names)."""
+@dataclasses.dataclass
+class Pack:
+    """One split, decoded from its chunks."""
+    images: np.ndarray  # N x S x S x 3 uint8
+    labels: np.ndarray  # float32, 1 = fake
+    names: list[str]
+    hulls: np.ndarray | None  # N x HULL_POINTS x 2, when packed for self-blending
+
+
+def read_packs(folder: Path, split: str) -> Pack:
+    """All chunks of one split, decoded."""
     files = sorted(folder.glob(f"{split.lower()}-*.npz"))
     if not files:
         raise DatasetError(f"no {split} packs (*.npz) in {folder}")
-    images, labels, names = [], [], []
+    images, labels, names, hulls = [], [], [], []
     for file in files:
         with np.load(file) as z:
             jpeg, offsets = z["jpeg"], z["offsets"]
@@ -113,7 +128,9 @@ def read_packs(folder: Path, split: str) -> tuple[np.ndarray, np.ndarray, list[s
                        for a, b in zip(offsets[:-1], offsets[1:])]
             labels.append(z["labels"])
             names += z["names"].tolist()
-    return np.stack(images), np.concatenate(labels).astype(np.float32), names
+            hulls.append(z["hulls"] if "hulls" in z.files else None)
+    return Pack(np.stack(images), np.concatenate(labels).astype(np.float32), names,
+                None if any(h is None for h in hulls) else np.concatenate(hulls))
 
 
 # -- train (on the accelerator machine) ---------------------------------------------------------------
@@ -141,15 +158,16 @@ def augment_array(image: np.ndarray, size: int, aug, rng: np.random.Generator) -
 _WORKER: dict = {}
 
 
-def _init_worker(images, labels, size, aug, seed):
-    _WORKER.update(images=images, labels=labels, size=size, aug=aug, seed=seed)
+def _init_worker(train: Pack, size, aug, self_blend_prob, seed):
+    _WORKER.update(train=train, size=size, aug=aug, self_blend_prob=self_blend_prob, seed=seed)
 
 
 def _make_batch(step: int, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    w = _WORKER
+    w, train = _WORKER, _WORKER["train"]
     rng = np.random.default_rng((w["seed"], step))  # a batch's augmentation depends on its step only
-    return (np.stack([augment_array(w["images"][i], w["size"], w["aug"], rng) for i in idx]),
-            w["labels"][idx].reshape(-1, 1))
+    hulls = train.hulls[idx] if train.hulls is not None else None
+    images, labels = blend_batch(train.images[idx], train.labels[idx], hulls, w["self_blend_prob"], rng)
+    return np.stack([augment_array(image, w["size"], w["aug"], rng) for image in images]), labels.reshape(-1, 1)
 
 
 def _batches(pool, epoch_idx: np.ndarray, epochs: int, batch: int, seed: int, ahead: int):
@@ -175,23 +193,26 @@ def train(cfg: TrainConfig, packs: Path, out: Path, workers: int, time_budget_s:
     from .data import Augmentation, Split, epoch_indices
 
     started = time.time()
-    train_x, train_y, train_names = read_packs(packs, "Train")
-    val_x, val_y, _ = read_packs(packs, "Validation")
-    log.info("packs: Train %d images at %d px, Validation %d at %d px (%.0f s)", len(train_y), train_x.shape[1],
-             len(val_y), val_x.shape[1], time.time() - started)
-    split = Split("Train", [Path(n) for n in train_names], train_y.astype(np.int32))
+    train_pack, val = read_packs(packs, "Train"), read_packs(packs, "Validation")
+    log.info("packs: Train %d images at %d px, Validation %d at %d px (%.0f s)", len(train_pack.labels),
+             train_pack.images.shape[1], len(val.labels), val.images.shape[1], time.time() - started)
+    if cfg.self_blend_prob > 0 and train_pack.hulls is None:
+        raise DatasetError("the config asks for self-blended fakes but the packs have no face outlines: "
+                           "pack again with this config")
+    split = Split("Train", [Path(n) for n in train_pack.names], train_pack.labels.astype(np.int32))
     epoch_idx = epoch_indices(split, cfg.source_balance)
     steps = len(epoch_idx) // cfg.batch_size
     aug = Augmentation.from_config(cfg) if cfg.augment else Augmentation(1.0, 0.0, 0.0, cfg.jpeg_quality_min)
     # Fork the augmentation workers before Keras starts the backend's threads.
-    pool = get_context("fork").Pool(workers, _init_worker, (train_x, train_y, cfg.image_size, aug, cfg.seed))
+    pool = get_context("fork").Pool(workers, _init_worker,
+                                    (train_pack, cfg.image_size, aug, cfg.self_blend_prob, cfg.seed))
     try:
         batches = _batches(pool, epoch_idx, cfg.epochs, cfg.batch_size, cfg.seed, ahead=4 * workers)
         model = _compiled_model(cfg, packs, steps)
         if probe_steps:
             return _probe(model, batches, probe_steps, cfg.batch_size)
         best = _BestWeights()
-        model.fit(batches, steps_per_epoch=steps, epochs=cfg.epochs, validation_data=(val_x, val_y.reshape(-1, 1)),
+        model.fit(batches, steps_per_epoch=steps, epochs=cfg.epochs, validation_data=(val.images, val.labels.reshape(-1, 1)),
                   validation_batch_size=256, verbose=0,
                   callbacks=[_csv_logger(out / "history.csv"), best.callback(),
                              _epoch_line(cfg.epochs, steps * cfg.batch_size,

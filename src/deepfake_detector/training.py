@@ -106,7 +106,7 @@ def fit(cfg: TrainConfig, splits, work: Path, resume: bool):
                  len(train_idx), len(splits["Train"].labels))
     augmentation = Augmentation.from_config(cfg) if cfg.augment else None
     train_ds = make_tf_dataset(splits["Train"], global_batch, training=True, seed=cfg.seed, augment=augmentation,
-                               indices=train_idx, out_size=cfg.image_size)
+                               indices=train_idx, out_size=cfg.image_size, self_blend_prob=cfg.self_blend_prob)
     val_ds = make_tf_dataset(splits["Validation"], global_batch, training=False, seed=cfg.seed)
     steps = int(np.ceil(len(train_idx) / global_batch))
     with strategy.scope():
@@ -254,7 +254,7 @@ def environment_info() -> dict:
 def run(cfg: TrainConfig, resume: bool = False, cache_dir: str | None = None, robustness: bool = True,
         argv: list[str] | None = None, trained_weights: str | None = None) -> Path:
     from . import bundle
-    from .data import decode, download_kaggle, scan
+    from .data import decode, download_kaggle, find_hulls, scan
     from .evaluation import seal
     from .export import export_tflite
     from .model import count_flops
@@ -273,6 +273,8 @@ def run(cfg: TrainConfig, resume: bool = False, cache_dir: str | None = None, ro
     fitted_here = trained_weights is None
     if fitted_here:
         decode(splits["Train"], cfg.load_size or cfg.image_size, cache_dir=cache_dir)
+        if cfg.self_blend_prob > 0:
+            find_hulls(splits["Train"], cache_dir)
     decode(splits["Validation"], cfg.image_size, cache_dir=cache_dir)
     skipped = {name: splits[name].skipped for name in ("Train", "Validation") if splits[name].images is not None}
 

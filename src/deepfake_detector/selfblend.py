@@ -1,0 +1,130 @@
+"""Self-blended fakes: a real face blended with a slightly altered copy of itself (Shiohara &
+Yamasaki, "Detecting Deepfakes with Self-Blended Images", CVPR 2022).
+
+A face swap pastes one face onto another inside a face-shaped mask; the seams it leaves (a blend
+boundary, a colour or sharpness mismatch, a small misalignment) are what generalises across
+swapping methods. Training sees such seams without needing any swapping method: with probability
+`TrainConfig.self_blend_prob` a real Train image becomes a fake made by `self_blend`, inside the
+convex hull of its FaceMesh landmarks (`face_hulls`, computed once per image when the data are
+decoded or packed).
+
+`self_blend` needs only NumPy and Pillow, so the same code runs in tf.data (`data.py`) and on a
+training machine without TensorFlow or OpenCV (`portable.py`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFilter
+
+HULL_POINTS = 64  # fixed length of a stored hull (NaN-padded); FaceMesh hulls have ~30-45 vertices
+BLEND_RATIOS = (0.25, 0.5, 0.75, 1.0, 1.0, 1.0)  # the paper's mix: mostly a full paste
+
+
+# -- hulls (where the data are decoded: needs the face models) -----------------------------------------
+def face_hull(rgb: np.ndarray) -> np.ndarray:
+    """Convex hull of the largest face's 468 FaceMesh landmarks, as HULL_POINTS x 2 fractions of
+    the image's (width, height), NaN-padded; all NaN when no face (or no landmarks) is found."""
+    import cv2
+
+    from .faces import FaceSettings, detect_faces, measure_landmarks
+
+    hull = np.full((HULL_POINTS, 2), np.nan, np.float32)
+    settings = FaceSettings(landmarks=True)
+    faces = detect_faces(rgb, settings)[:1]
+    measure_landmarks(rgb, faces, settings)
+    if not faces or faces[0].landmarks is None:
+        return hull
+    points = cv2.convexHull(faces[0].landmarks.astype(np.float32)).reshape(-1, 2)
+    if len(points) > HULL_POINTS:  # keep every k-th vertex: still the same outline
+        points = points[np.linspace(0, len(points) - 1, HULL_POINTS).astype(int)]
+    hull[:len(points)] = np.clip(points / [rgb.shape[1], rgb.shape[0]], 0.0, 1.0)
+    return hull
+
+
+def face_hulls(images: np.ndarray, progress=None) -> np.ndarray:
+    """`face_hull` of every image (N x HULL_POINTS x 2 float16); `progress(i, n)` every 1,000 images."""
+    hulls = np.full((len(images), HULL_POINTS, 2), np.nan, np.float16)
+    for i, image in enumerate(images):
+        hulls[i] = face_hull(np.asarray(image))
+        if progress and (i + 1) % 1000 == 0:
+            progress(i + 1, len(images))
+    return hulls
+
+
+def has_hull(hull: np.ndarray) -> bool:
+    return bool(np.isfinite(hull[:3]).all())
+
+
+# -- blending (where training runs: NumPy and Pillow only) ----------------------------------------------
+def self_blend(image: np.ndarray, hull: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A fake made from `image` (H x W x 3 uint8) alone, blended inside `hull` (see face_hull).
+
+    Source and target are both `image`: one of them gets a colour change, the source may be
+    sharpened or blurred and is shifted and rescaled by a few percent, and the source is pasted onto
+    the target through the hull's mask, softened at its edge and weighted by a random ratio. Outside
+    the mask's soft edge the output is the target: `image`, or its colour-changed copy.
+    """
+    h, w = image.shape[:2]
+    points = hull[np.isfinite(hull).all(axis=1)].astype(np.float64) * [w, h]
+    centre = points.mean(axis=0)
+    points = centre + (points - centre) * rng.uniform(0.9, 1.08, size=2)  # vary the region's shape
+    face = float(np.sqrt(max(np.ptp(points[:, 0]) * np.ptp(points[:, 1]), 1.0)))
+
+    source = image.astype(np.float32)
+    target = image.astype(np.float32)
+    if rng.random() < 0.5:
+        source = _recolour(source, rng)
+    else:
+        target = _recolour(target, rng)
+    source_im = Image.fromarray(np.clip(np.round(source), 0, 255).astype(np.uint8))
+    if rng.random() < 0.5:
+        source_im = (source_im.filter(ImageFilter.GaussianBlur(rng.uniform(0.4, 1.2))) if rng.random() < 0.5
+                     else source_im.filter(ImageFilter.UnsharpMask(2, int(rng.integers(50, 150)), 0)))
+    source = np.asarray(_shift_scale(source_im, centre, face, rng), np.float32)
+
+    mask = Image.new("L", (w, h), 0)
+    ImageDraw.Draw(mask).polygon([tuple(p) for p in points], fill=255)
+    mask = mask.filter(ImageFilter.GaussianBlur(rng.uniform(0.02, 0.08) * face))
+    if rng.random() < 0.5:  # as the paper: keep only the blurred mask's core, then soften it again
+        core = np.where(np.asarray(mask) == 255, 255, 0).astype(np.uint8)
+        mask = Image.fromarray(core).filter(ImageFilter.GaussianBlur(rng.uniform(0.02, 0.06) * face))
+    alpha = np.asarray(mask, np.float32)[..., None] / 255.0 * rng.choice(BLEND_RATIOS)
+    blended = alpha * source + (1.0 - alpha) * target
+    return np.clip(np.round(blended), 0, 255).astype(np.uint8)
+
+
+def _recolour(pixels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A colour change a swap leaves: per-channel shift, brightness and contrast."""
+    pixels = pixels + rng.uniform(-20.0, 20.0, size=3)
+    mean = pixels.mean()
+    return (pixels - mean) * rng.uniform(0.9, 1.1) + mean + rng.uniform(-12.0, 12.0)
+
+
+def _shift_scale(im: Image.Image, centre: np.ndarray, face: float, rng: np.random.Generator) -> Image.Image:
+    """`im` scaled by 0.95-1.05 about the face centre and shifted by up to 3% of the face size."""
+    scale = rng.uniform(0.95, 1.05, size=2)
+    shift = rng.uniform(-0.03, 0.03, size=2) * face
+    # Image.transform maps output (x, y) to input (a x + b y + c, d x + e y + f).
+    cx, cy = centre
+    a, e = 1.0 / scale
+    c = cx - a * (cx + shift[0])
+    f = cy - e * (cy + shift[1])
+    return im.transform(im.size, Image.Transform.AFFINE, (a, 0.0, c, 0.0, e, f), Image.Resampling.BILINEAR)
+
+
+def blend_batch(images: np.ndarray, labels: np.ndarray, hulls: np.ndarray | None, prob: float,
+                rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """A training batch with each real image that has a hull turned, with probability `prob`,
+    into a self-blended fake (label 1). Returns new arrays; the inputs are not changed."""
+    if hulls is None or prob <= 0:
+        return images, labels
+    labels = np.array(labels, copy=True)
+    out = None
+    for k in range(len(images)):
+        if labels.reshape(-1)[k] == 0 and has_hull(hulls[k]) and rng.random() < prob:
+            if out is None:
+                out = np.array(images, copy=True)
+            out[k] = self_blend(np.asarray(images[k]), hulls[k], rng)
+            labels.reshape(-1)[k] = 1
+    return (images if out is None else out), labels
