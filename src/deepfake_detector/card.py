@@ -66,6 +66,9 @@ def card_text(folder: Path, repo_id: str | None = None, asset_prefix: str = "") 
                   f"bundle first with the command in its own `config.json`.\n") if config.get("init_from") else ""
     pull = (f" on the complete bundle under `{asset_prefix}` (sha256 manifest, TFLite copy, metrics):\n"
             f"`python -m deepfake_detector.hub pull {repo_id or 'OWNER/NAME'}`") if asset_prefix else ""
+    self_blends = (f"\n- Self-blended fakes: each time a real Train face was drawn, with probability "
+                   f"{config['self_blend_prob']} it was blended with an altered copy of itself inside its "
+                   f"face outline and labelled fake (`selfblend.py`).") if config.get("self_blend_prob") else ""
     text = f"""# {name}
 
 A Keras network (`{config['architecture']}`) that scores a face image as **real** or **fake**
@@ -79,7 +82,7 @@ the decision threshold ({metrics['serving']['threshold']:.3f}), the uncertain ba
   Test {counts['Test']} (Fake/Real counts).
 - Example images: {examples_note}.
 - Training: {config.get('epochs_run')} epoch(s), {config.get('train_seconds', 0) / 60:.1f} min on
-  {env.get('platform', '?')} ({env.get('cpu_count', '?')} CPUs, accelerators: {_accelerators(env)}){elsewhere}.
+  {env.get('platform', '?')} ({env.get('cpu_count', '?')} CPUs, accelerators: {_accelerators(env)}){elsewhere}.{self_blends}
 
 Reproduce:
 
