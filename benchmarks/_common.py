@@ -53,16 +53,20 @@ def _portrait() -> Image.Image:
     return Image.open(path).convert("RGB")
 
 
-def photo_jpeg(width: int = 1024, height: int = 768, seed: int = 0, portrait_height: int | None = None) -> bytes:
+def photo_jpeg(width: int = 1024, height: int = 768, seed: int = 0, portrait_height: int | None = None,
+               with_face: bool = True) -> bytes:
     """A camera-sized JPEG with a real face off-centre on a textured background, as users upload.
 
-    The 512x600 portrait is pasted as it is (shrunk to fit), or scaled to `portrait_height`.
+    The 512x600 portrait is pasted as it is (shrunk to fit), or scaled to `portrait_height`;
+    `with_face=False`: the background alone.
     """
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
     canvas = np.stack([90 + 80 * xx / width, 110 + 60 * yy / height, 140 - 40 * xx / width], axis=-1)
     canvas += rng.normal(0, 12, canvas.shape).astype(np.float32)
     im = Image.fromarray(np.clip(canvas, 0, 255).astype(np.uint8))
+    if not with_face:
+        return encode_jpeg(np.asarray(im))
     face = _portrait()
     if portrait_height:
         face = face.resize((round(face.width * portrait_height / face.height), portrait_height), Image.Resampling.BICUBIC)

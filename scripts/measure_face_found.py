@@ -9,6 +9,10 @@ not), and pasted off-centre at a random size (its side 20-70% of the canvas heig
 face lies on the pasted portrait, its centre inside it). Target: >= 99% found. Prints the found
 rate per source, split and class, and by the pasted portrait's size, and writes JSON (default
 benchmarks/results/face_found.json) with every miss.
+
+Group pictures (--groups N, default 40): N canvases with 12 portraits each in a 4 x 3 grid, all
+of one size (60, 90, 120 or 150 px, in turn), each found when a framed face lies on it; printed
+by portrait size, with the time face framing took per picture.
 """
 
 from __future__ import annotations
@@ -63,10 +67,38 @@ def found_on(framing, place: tuple[int, int, int, int]) -> bool:
     return False
 
 
+GROUP_SIDES = (60, 90, 120, 150)  # portrait side in a group picture, px of the 1024x768 canvas
+
+
+def group_pictures(paths: list[Path], n: int, rng: np.random.Generator) -> dict:
+    """Found rate of faces in `n` group pictures of 12 same-sized portraits, by portrait size."""
+    found, total, seconds = defaultdict(int), defaultdict(int), defaultdict(float)
+    for k in range(n):
+        side = GROUP_SIDES[k % len(GROUP_SIDES)]
+        canvas, places = photo_background(rng), []
+        for i in range(12):
+            row, col = divmod(i, 4)
+            cell_w, cell_h = (CANVAS[0] - 40) // 4, (CANVAS[1] - 40) // 3
+            x = 20 + col * cell_w + int(rng.integers(0, cell_w - side + 1))
+            y = 20 + row * cell_h + int(rng.integers(0, cell_h - side + 1))
+            rgb = load_image(paths[int(rng.integers(len(paths)))]).rgb
+            canvas[y:y + side, x:x + side] = cv2.resize(rgb, (side, side), interpolation=cv2.INTER_AREA)
+            places.append((x, y, side, side))
+        start = time.perf_counter()
+        framing = frame_faces(canvas, settings=FaceSettings(max_faces=12))
+        seconds[side] += time.perf_counter() - start
+        found[side] += sum(found_on(framing, place) for place in places)
+        total[side] += len(places)
+    return {f"{side} px": {"faces": total[side], "found": round(found[side] / total[side], 4),
+                           "ms_per_picture": round(1000 * seconds[side] / (total[side] / 12), 1)}
+            for side in sorted(total)}
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("data_dir")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--groups", type=int, default=40, help="group pictures of 12 portraits (0: none)")
     p.add_argument("--json", type=Path, default=Path("benchmarks/results/face_found.json"))
     args = p.parse_args()
     splits = scan(args.data_dir)
@@ -92,8 +124,10 @@ def main() -> None:
                 missed["crop"].append(name)
             if not photo_found:
                 missed["in_photo"].append(f"{name} (portrait side {share:.0%} of the canvas height)")
+    group = group_pictures(list(splits["Test"].paths), args.groups, rng) if args.groups else {}
     report = {"target": TARGET, "canvas": list(CANVAS), "portrait_side_of_canvas_height": list(PORTRAIT_SIDE),
-              "seconds": round(time.perf_counter() - start, 1), "groups": {}, "missed": missed}
+              "seconds": round(time.perf_counter() - start, 1), "groups": {}, "group_pictures": group,
+              "missed": missed}
     print(f"{'group':18s} {'images':>6s}  {'found: crop':>11s}  {'in photo':>8s}")
     sizes = [k for k in SIZE_LABELS if k in counts]
     for key in ["all"] + sorted(k for k in counts if k != "all" and k not in SIZE_LABELS) + sizes:
@@ -101,6 +135,9 @@ def main() -> None:
         rates = {way: round(c[way] / c["images"], 4) for way in ("crop", "in_photo")}
         report["groups"][key] = {"images": c["images"], **{f"found_{w}": r for w, r in rates.items()}}
         print(f"{key:18s} {c['images']:6d}  {rates['crop']:11.2%}  {rates['in_photo']:8.2%}")
+    for size, g in group.items():
+        print(f"group pictures, portraits of {size}: {g['found']:.1%} of {g['faces']} faces found "
+              f"({g['ms_per_picture']:.0f} ms a picture)")
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(report, indent=2) + "\n")
     print(f"missed: {len(missed['crop'])} crops, {len(missed['in_photo'])} in photos; written to {args.json}")

@@ -172,6 +172,11 @@ GROUPS = {
     "small faces in a wide shot": ((1280, 720), [("astronaut", 20, 150, 1.05, False),
                                                  ("hopper", 600, 380, 0.5, True), ("hopper", 900, 100, 0.55, False)]),
     "large photo, big faces": ((2400, 1600), [("astronaut", 100, 200, 2.0, True), ("hopper", 1300, 300, 1.5, False)]),
+    # Faces of 60-75 px in a 1024x768 photo: the whole-picture pass finds none, tiles find them all.
+    "a group of eight small faces": ((1024, 768), [
+        ("hopper", 40, 60, 0.35, False), ("astronaut", 230, 40, 0.75, False), ("hopper", 560, 80, 0.32, True),
+        ("astronaut", 700, 20, 0.7, True), ("astronaut", 30, 400, 0.72, True), ("hopper", 330, 430, 0.36, False),
+        ("astronaut", 520, 380, 0.8, False), ("hopper", 820, 450, 0.33, True)]),
 }
 
 
@@ -248,3 +253,17 @@ def test_served_without_facemesh_the_detector_keypoints_give_the_same_fields():
     assert face.named_landmarks()["nose_tip"] == pytest.approx(face.keypoints[2].tolist(), abs=0.05)
     # BlazeFace's right eye keypoint sits below her eye (see the FaceMesh test): the free roll overstates the lean.
     assert face.roll_degrees == pytest.approx(9.8, abs=1.0)
+
+
+def test_a_picture_sized_box_less_sure_than_a_face_in_it_is_not_a_face_crop(monkeypatch):
+    from deepfake_detector import faces
+
+    rgb = np.asarray(hopper(0.5).resize((1024, 768)))
+    false_box = faces.Face((0, 0, 700, 700), 0.55, np.zeros((6, 2)))
+    real = faces.Face((300, 200, 150, 150), 0.94, np.zeros((6, 2)))
+    monkeypatch.setattr(faces, "detect_faces", lambda *_: [false_box, real])
+    framing = faces.frame_faces(rgb)
+    assert framing.kind == "faces" and [r.face for r in framing.regions] == [real]
+    sure = faces.Face((0, 0, 700, 700), 0.97, np.zeros((6, 2)))  # the same box, surer than the rest: a crop
+    monkeypatch.setattr(faces, "detect_faces", lambda *_: [sure, real])
+    assert faces.frame_faces(rgb).kind == "face_crop"

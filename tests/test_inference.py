@@ -129,3 +129,25 @@ def test_large_batches_split_over_interpreters_give_the_same_scores(predictor, d
     together = predictor.raw_scores(batch)  # 40 >= 2 x SPLIT_FROM: split when both interpreters are free
     one_by_one = np.concatenate([predictor.raw_scores(x[None]) for x in batch])
     np.testing.assert_allclose(together, one_by_one, atol=1e-5)
+
+
+def test_a_call_alone_runs_multithreaded_and_gives_the_same_score(bundle_dir, dataset):
+    from deepfake_detector.inference import TFLiteRunner
+
+    size = json.loads((bundle_dir / "config.json").read_text())["image_size"]
+    x = np.stack([np.asarray(Image.open(f).convert("RGB").resize((size, size)), np.float32)
+                  for f in sorted((dataset / "Test").rglob("*.jpg"))[:2]])
+    plain = TFLiteRunner(bundle_dir / "model.tflite", solo_threads=1)
+    solo = TFLiteRunner(bundle_dir / "model.tflite", solo_threads=2)
+    assert plain._solo is None and solo._solo is not None
+    expected = plain(x[:1])
+    np.testing.assert_allclose(solo(x[:1]), expected, atol=1e-5)
+    assert solo._solo[1] == (1, size, size, 3)  # the call went to the multi-threaded interpreter
+    # While another call holds an interpreter, a call takes a single-threaded one instead.
+    busy = solo._pool.get()
+    solo._solo[1] = None
+    np.testing.assert_allclose(solo(x[1:2]), plain(x[1:2]), atol=1e-5)
+    assert solo._solo[1] is None
+    solo._pool.put(busy)
+    # Everything is given back: the pool is whole again.
+    assert len(solo._take_all_if_free()) == 2

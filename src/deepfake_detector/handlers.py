@@ -209,11 +209,12 @@ def worker_handlers(predictor: Predictor, results: ResultFiles) -> dict:
             "batch": functools.partial(detect_batch, predictor, results=results)}
 
 
-def worker_from_spec(folder: str, source: str, limits: dict, results_root: str, max_side: int = 1600) -> dict:
+def worker_from_spec(folder: str, source: str, limits: dict, results_root: str, max_side: int = 1600,
+                     solo_threads: int | None = None) -> dict:
     """A worker process's handlers (`serving.WorkerPool` factory): the served bundle loaded once
     (already verified by the server), result files written under the server's results folder
-    (the server sweeps it)."""
+    (the server sweeps it). `solo_threads`: see `Predictor`."""
     from .imaging import InputLimits
 
-    predictor = Predictor(folder, source=source, verify=False, limits=InputLimits(**limits))
+    predictor = Predictor(folder, source=source, verify=False, limits=InputLimits(**limits), solo_threads=solo_threads)
     return worker_handlers(predictor, ResultFiles(results_root, max_side=max_side, sweep=False))

@@ -203,13 +203,14 @@ def load_image(
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             im.load()
-            oriented = ImageOps.exif_transpose(im)
+            orientation = im.getexif().get(0x0112, 1)
+            # exif_transpose copies even an upright picture (~1.5 ms for 1024x768): only when needed.
+            oriented = im if orientation in (None, 1) else ImageOps.exif_transpose(im)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise ImageError(f"image dimensions exceed the limit of {max_pixels / 1e6:.0f} megapixels") from None
     except Exception as exc:  # noqa: BLE001
         raise ImageError(_describe_decode_error(exc, _format_name(im), "data")) from None
     try:
-        orientation = im.getexif().get(0x0112, 1)
         rgb = _to_rgb(oriented, notes)
     except Exception as exc:  # noqa: BLE001 - a damaged file can decode into pixels that do not convert
         raise ImageError(_describe_decode_error(exc, _format_name(im), "data")) from None

@@ -109,20 +109,36 @@ class TFLiteRunner:
     split over every interpreter that is free at that moment, so an otherwise idle core helps.
     Only the first interpreter is waited for: two large calls can never hold one each and wait
     for the other's.
+
+    With `solo_threads` > 1, a small batch that finds every interpreter free (nothing else is
+    running) goes to one more interpreter with that many threads, holding the whole pool while
+    it runs: one photo's model call takes 4.2 instead of 6.9 ms on 2 cores, and concurrent calls
+    still get one core each. Leave it at 1 where several processes share the cores.
     """
 
     SPLIT_FROM = 8  # batches this large are split across free interpreters
 
-    def __init__(self, model_path: Path, pool_size: int = 2, threads: int = 1):
+    def __init__(self, model_path: Path, pool_size: int = 2, threads: int = 1, solo_threads: int = 1):
         from ai_edge_litert.interpreter import Interpreter
 
         self._pool: queue.Queue = queue.Queue()
+        self._pool_size = pool_size
         for _ in range(pool_size):
             interp = Interpreter(model_path=str(model_path), num_threads=threads)
             self._pool.put([interp, None])
+        self._solo = [Interpreter(model_path=str(model_path), num_threads=solo_threads), None] \
+            if solo_threads > 1 else None
         self._helpers = ThreadPoolExecutor(max_workers=max(1, pool_size - 1), thread_name_prefix="tflite")
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
+        if self._solo is not None and len(batch) < self.SPLIT_FROM:
+            held = self._take_all_if_free()
+            if held:
+                try:
+                    return self._invoke(self._solo, batch)
+                finally:
+                    for slot in held:
+                        self._pool.put(slot)
         slots = [self._pool.get()]
         try:
             while len(batch) >= self.SPLIT_FROM * (len(slots) + 1):
@@ -137,6 +153,18 @@ class TFLiteRunner:
         finally:
             for slot in slots:
                 self._pool.put(slot)
+
+    def _take_all_if_free(self) -> list:
+        """Every pool slot, or none (and nothing held) when any of them is in use."""
+        held = []
+        try:
+            for _ in range(self._pool_size):
+                held.append(self._pool.get_nowait())
+        except queue.Empty:
+            for slot in held:
+                self._pool.put(slot)
+            return []
+        return held
 
     @staticmethod
     def _invoke(slot: list, batch: np.ndarray) -> np.ndarray:
@@ -165,7 +193,10 @@ class _KerasRunner:
 
 class Predictor:
     def __init__(self, folder: str | Path, source: str | None = None, verify: bool = True,
-                 backend: str = "auto", tflite: str = "model.tflite", limits: InputLimits = DEFAULT_LIMITS):
+                 backend: str = "auto", tflite: str = "model.tflite", limits: InputLimits = DEFAULT_LIMITS,
+                 solo_threads: int | None = None):
+        """`solo_threads`: threads of a model call that runs alone (see TFLiteRunner); default one
+        per core, up to 4. Processes that share the cores with others (serving workers) pass 1."""
         self.folder = Path(folder)
         if verify:
             self.manifest = bundle_io.verify(self.folder)
@@ -194,7 +225,8 @@ class Predictor:
             self._run = _KerasRunner(self.folder)
         else:
             self.backend = "tflite"
-            self._run = TFLiteRunner(tflite)
+            solo = min(os.cpu_count() or 1, 4) if solo_threads is None else solo_threads
+            self._run = TFLiteRunner(tflite, solo_threads=solo)
         log.info("serving %s (%s, %s backend)", self.source, self.config.get("architecture"), self.backend)
 
     # -- the numbers ---------------------------------------------------------------------------

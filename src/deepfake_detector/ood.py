@@ -18,7 +18,7 @@ FLAT_FRACTION = 0.4  # photos have sensor noise: almost no pixel has an exactly 
 GRAY_TOLERANCE = 2.0  # mean |R-G| and |G-B| below this: the colour channels are one picture
 
 
-def flat_fraction(rgb: np.ndarray, max_side: int = 512) -> float:
+def flat_fraction(rgb: np.ndarray, max_side: int = 320) -> float:
     """Share of pixels whose 3x3 neighbourhood is exactly uniform (drawings, screenshots, graphics)."""
     h, w = rgb.shape[:2]
     scale = min(1.0, max_side / max(h, w))

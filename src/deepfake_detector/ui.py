@@ -281,8 +281,10 @@ def start_workers(predictor: Predictor, settings: ServingSettings) -> WorkerPool
     import atexit
     from dataclasses import asdict
 
+    # Several worker processes share the cores: one thread each per model call, never a call that
+    # takes every core because its own process happens to be idle.
     spec = {"folder": str(predictor.folder), "source": predictor.source, "limits": asdict(predictor.limits),
-            "results_root": str(ResultFiles().root)}
+            "results_root": str(ResultFiles().root), "solo_threads": 1 if settings.workers > 1 else None}
     pool = WorkerPool(settings.workers, "deepfake_detector.handlers:worker_from_spec", spec, nice=settings.worker_nice)
     atexit.register(pool.close)
     return pool
