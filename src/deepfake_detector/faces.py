@@ -358,7 +358,9 @@ def _detect(small: np.ndarray, factor: int, settings: FaceSettings) -> list[Face
     return faces
 
 
-TILE, TILE_STRIDE = 256, 128  # half a tile apart: every face under ~100 px sits well inside one
+# Tiles overlap by 64 px: a face that small lies whole inside one (larger ones are found whole at
+# the coarser level). Half a tile apart found the same faces in group pictures at 1.6x the cost.
+TILE, TILE_STRIDE = 256, 192
 
 
 def _detect_tiles(level: np.ndarray, factor: int, shape: tuple[int, ...], settings: FaceSettings) -> list[Face]:
@@ -375,8 +377,8 @@ def _detect_tiles(level: np.ndarray, factor: int, shape: tuple[int, ...], settin
         for x in starts(w):
             tile = level[y:y + TILE, x:x + TILE]
             found = detector(tile, settings.tiles_min_score, settings.nms_iou, factor)
-            # A box cut by an inner tile edge is a fragment of a face that a neighbouring tile,
-            # half a tile away, sees whole (or of the larger face the whole-picture pass found).
+            # A box cut by an inner tile edge is a fragment of a face that a neighbouring tile sees
+            # whole (or of a larger face found at the coarser level or by the whole-picture pass).
             inner = np.array([x > 0, y > 0, x + TILE < w, y + TILE < h])
             limits = np.array([1, 1, tile.shape[1] - 1, tile.shape[0] - 1])
             whole = [f for f in found if not (inner & (np.abs(f.corners / factor - limits) <= 1)).any()]
