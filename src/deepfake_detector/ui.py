@@ -261,14 +261,14 @@ def build_demo(predictor: Predictor, settings: ServingSettings | None = None,
             info_json = gr.JSON(label="Model info")
             info_button = gr.Button("Refresh model info")
             info_button.click(info_fn, None, info_json, api_name="model_info", concurrency_limit=None,
-                              postprocess=False)  # already JSON: no hand-off to a thread for the JSON output
+                              postprocess=False, queue=False)  # already JSON: no hand-off to a thread for the JSON output
             demo.load(info_fn, None, info_json, api_name=False, postprocess=False)
 
         async def server_status() -> dict:
             """Requests running and waiting now, and the limits (cheap: never waits behind the model)."""
             return gate.status()
 
-        gr.api(server_status, api_name="server_status", concurrency_limit=None)
+        gr.api(server_status, api_name="server_status", concurrency_limit=None, queue=False)
         gr.Markdown(f"Uploads up to {predictor.limits.max_upload_mb:.0f} MB (videos {predictor.limits.max_video_mb:.0f} MB). A score is evidence, "
                     "not proof: see the "
                     "Evaluation tab for how this model was measured and its limits.")
