@@ -5,8 +5,8 @@ A face swap pastes one face onto another inside a face-shaped mask; the seams it
 boundary, a colour or sharpness mismatch, a small misalignment) are what generalises across
 swapping methods. Training sees such seams without needing any swapping method: with probability
 `TrainConfig.self_blend_prob` a real Train image becomes a fake made by `self_blend`, inside the
-convex hull of its FaceMesh landmarks (`face_hulls`, computed once per image when the data are
-decoded or packed).
+convex hull of its FaceMesh landmarks (`face_hull`, computed once per image when the data are
+decoded or packed: `data.find_hulls`).
 
 `self_blend` needs only NumPy and Pillow, so the same code runs in tf.data (`data.py`) and on a
 training machine without TensorFlow or OpenCV (`portable.py`).
@@ -40,16 +40,6 @@ def face_hull(rgb: np.ndarray) -> np.ndarray:
         points = points[np.linspace(0, len(points) - 1, HULL_POINTS).astype(int)]
     hull[:len(points)] = np.clip(points / [rgb.shape[1], rgb.shape[0]], 0.0, 1.0)
     return hull
-
-
-def face_hulls(images: np.ndarray, progress=None) -> np.ndarray:
-    """`face_hull` of every image (N x HULL_POINTS x 2 float16); `progress(i, n)` every 1,000 images."""
-    hulls = np.full((len(images), HULL_POINTS, 2), np.nan, np.float16)
-    for i, image in enumerate(images):
-        hulls[i] = face_hull(np.asarray(image))
-        if progress and (i + 1) % 1000 == 0:
-            progress(i + 1, len(images))
-    return hulls
 
 
 def has_hull(hull: np.ndarray) -> bool:
