@@ -264,6 +264,23 @@ def test_a_picture_sized_box_less_sure_than_a_face_in_it_is_not_a_face_crop(monk
     monkeypatch.setattr(faces, "detect_faces", lambda *_: [false_box, real])
     framing = faces.frame_faces(rgb)
     assert framing.kind == "faces" and [r.face for r in framing.regions] == [real]
-    sure = faces.Face((0, 0, 700, 700), 0.97, np.zeros((6, 2)))  # the same box, surer than the rest: a crop
-    monkeypatch.setattr(faces, "detect_faces", lambda *_: [sure, real])
-    assert faces.frame_faces(rgb).kind == "face_crop"
+    assert framing.skipped_small == 0 and not any("small" in n for n in framing.notes())
+    # A confident close-up subject stays a face crop, even beside a surer face in the background.
+    for score in (0.97, 0.85):
+        subject = faces.Face((0, 0, 700, 700), score, np.zeros((6, 2)))
+        monkeypatch.setattr(faces, "detect_faces", lambda *_: [subject, real])
+        assert faces.frame_faces(rgb).kind == "face_crop"
+
+
+def test_faces_found_in_tiles_are_not_swallowed_by_an_unsure_picture_sized_box(monkeypatch):
+    from deepfake_detector import faces
+
+    size, people = GROUPS["a group of eight small faces"]
+    canvas = Image.new("RGB", size, (150, 160, 155))
+    for name, x, y, scale, mirror in people:
+        canvas.paste(hopper(scale, mirror, name), (x, y))
+    false_box = faces.Face((0, 0, 700, 700), 0.55, np.zeros((6, 2)))
+    real_detect = faces._detect
+    monkeypatch.setattr(faces, "_detect", lambda *args: [false_box] + real_detect(*args))
+    found = faces.detect_faces(np.asarray(canvas))
+    assert false_box in found and len(found) == len(people) + 1

@@ -339,12 +339,17 @@ def detect_faces(rgb: np.ndarray, settings: FaceSettings = FaceSettings()) -> li
     if settings.tiles and not (faces and all(f.side >= large and f.score >= settings.tiles_skip_score for f in faces)):
         # Faces this small are a few pixels wide in the whole-picture pass (group pictures, people
         # further away): look again at overlapping tiles, at the detection size and at twice it.
+        # Tile faces are checked for duplicates against trusted faces only: a large, unsure box (the
+        # false box of a faceless texture) would otherwise swallow every face found inside it.
+        trusted = [f for f in faces if f.side < large or f.score >= settings.tiles_skip_score]
         levels = [(small, factor)] + ([reduced(rgb, 2 * settings.detection_side)] if factor > 1 else [])
         for level, level_factor in levels:
-            found = _merge(faces, _detect_tiles(level, level_factor, rgb.shape, settings), settings.nms_iou)
+            found = _merge(trusted, _detect_tiles(level, level_factor, rgb.shape, settings), settings.nms_iou)
             # Many more looks mean more false boxes (a badge, a pattern): FaceMesh confirms each new
             # face (presence >= 0.5 for 99.4% of tile-found pasted Validation faces).
-            faces += [f for f in found[len(faces):] if _face_mesh()(rgb, f)[1] >= settings.landmark_min_presence]
+            new = [f for f in found[len(trusted):] if _face_mesh()(rgb, f)[1] >= settings.landmark_min_presence]
+            trusted += new
+            faces += new
     return sorted(faces, key=lambda f: f.box[2] * f.box[3], reverse=True)
 
 
@@ -469,18 +474,18 @@ def frame_faces(rgb: np.ndarray, enabled: bool = True, settings: FaceSettings = 
     big = [f for f in faces if f.side >= settings.min_face]
     if not big:
         return Framing([Region(rgb, whole, None)], "no_face", skipped_small=len(faces))
-    largest = big[0]
+    largest, small_faces = big[0], len(faces) - len(big)
     if largest.side * settings.crop_scale >= settings.whole_image_ratio * min(h, w):
-        if len(big) == 1 or largest.score >= max(f.score for f in big[1:]):
+        if len(big) == 1 or largest.score >= min(settings.tiles_skip_score, max(f.score for f in big[1:])):
             measure_landmarks(rgb, [largest], settings)
             return Framing([Region(rgb, whole, largest)], "face_crop")
-        # A picture-sized box less sure than a face found inside the picture is a false box on the
-        # whole scene (faceless textures get them at 0.5-0.7), not a face crop: frame the others.
+        # An unsure picture-sized box beside a surer face is a false box on the whole scene
+        # (faceless textures get them at 0.5-0.7), not a face crop: frame the other faces.
         big = big[1:]
     measure_landmarks(rgb, big[:settings.max_faces], settings)
     regions = []
     for face in big[:settings.max_faces]:
         x, y, s, _ = crop_box(face, rgb.shape, settings.crop_scale)
         regions.append(Region(rgb[y:y + s, x:x + s], (x, y, s, s), face))
-    return Framing(regions, "faces", skipped_small=len(faces) - len(big),
+    return Framing(regions, "faces", skipped_small=small_faces,
                    skipped_over_cap=max(0, len(big) - settings.max_faces))

@@ -157,14 +157,19 @@ def build_demo(predictor: Predictor, settings: ServingSettings | None = None,
         predict_work = raw_detect(detect_files)
         batch_work = functools.partial(detect_batch, predictor, results=results)
     else:  # the same functions (handlers.worker_handlers), run by a worker process
+        # The workers write result folders where `results` lives but never sweep them: this
+        # process does, at most every TTL/4, on a thread of its own.
         def detect_work(image, crop_face=True, explain=False):
+            results.maybe_prune()
             return pool.call("detect", image, crop_face, explain)
 
         def predict_work(image, crop_face=True, explain=False):
+            results.maybe_prune()
             # Only the upload's path crosses to the worker (Gradio checked it is an upload).
             return pool.call("predict", image.get("path") if isinstance(image, dict) else image, crop_face, explain)
 
         def batch_work(files, crop_face=True):
+            results.maybe_prune()
             return pool.call("batch", files, crop_face)
 
     detect_fn = gate.wrap(_user_errors(detect_work), kind=_detect_kind)  # for the examples
