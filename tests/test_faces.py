@@ -265,11 +265,14 @@ def test_a_picture_sized_box_less_sure_than_a_face_in_it_is_not_a_face_crop(monk
     framing = faces.frame_faces(rgb)
     assert framing.kind == "faces" and [r.face for r in framing.regions] == [real]
     assert framing.skipped_small == 0 and not any("small" in n for n in framing.notes())
-    # A confident close-up subject stays a face crop, even beside a surer face in the background.
-    for score in (0.97, 0.85):
-        subject = faces.Face((0, 0, 700, 700), score, np.zeros((6, 2)))
-        monkeypatch.setattr(faces, "detect_faces", lambda *_: [subject, real])
-        assert faces.frame_faces(rgb).kind == "face_crop"
+    # A confident close-up subject is never set aside: a face crop when surest, else framed with the rest.
+    subject = faces.Face((0, 0, 700, 700), 0.97, np.zeros((6, 2)))
+    monkeypatch.setattr(faces, "detect_faces", lambda *_: [subject, real])
+    assert faces.frame_faces(rgb).kind == "face_crop"
+    subject = faces.Face((0, 0, 700, 700), 0.85, np.zeros((6, 2)))
+    monkeypatch.setattr(faces, "detect_faces", lambda *_: [subject, real])
+    framing = faces.frame_faces(rgb)
+    assert framing.kind == "faces" and [r.face for r in framing.regions] == [subject, real]
 
 
 def test_faces_found_in_tiles_are_not_swallowed_by_an_unsure_picture_sized_box(monkeypatch):

@@ -476,12 +476,15 @@ def frame_faces(rgb: np.ndarray, enabled: bool = True, settings: FaceSettings = 
         return Framing([Region(rgb, whole, None)], "no_face", skipped_small=len(faces))
     largest, small_faces = big[0], len(faces) - len(big)
     if largest.side * settings.crop_scale >= settings.whole_image_ratio * min(h, w):
-        if len(big) == 1 or largest.score >= min(settings.tiles_skip_score, max(f.score for f in big[1:])):
+        others = big[1:]
+        if not others or largest.score >= max(f.score for f in others):
             measure_landmarks(rgb, [largest], settings)
             return Framing([Region(rgb, whole, largest)], "face_crop")
-        # An unsure picture-sized box beside a surer face is a false box on the whole scene
-        # (faceless textures get them at 0.5-0.7), not a face crop: frame the other faces.
-        big = big[1:]
+        # A picture-sized box less sure than a face inside the picture: not a face crop. Unsure, it
+        # is a false box on the whole scene (faceless textures get them at 0.5-0.7) and is set
+        # aside; sure (a close-up subject), it is framed with the other faces.
+        if largest.score < settings.tiles_skip_score:
+            big = others
     measure_landmarks(rgb, big[:settings.max_faces], settings)
     regions = []
     for face in big[:settings.max_faces]:
