@@ -272,7 +272,7 @@ def test_a_picture_sized_box_less_sure_than_a_face_in_it_is_not_a_face_crop(monk
     subject = faces.Face((0, 0, 700, 700), 0.85, np.zeros((6, 2)))
     monkeypatch.setattr(faces, "detect_faces", lambda *_: [subject, real])
     framing = faces.frame_faces(rgb)
-    assert framing.kind == "faces" and [r.face for r in framing.regions] == [subject, real]
+    assert framing.kind == "faces" and [r.face for r in framing.regions] == [real, subject]
 
 
 def test_faces_found_in_tiles_are_not_swallowed_by_an_unsure_picture_sized_box(monkeypatch):

@@ -339,9 +339,9 @@ def detect_faces(rgb: np.ndarray, settings: FaceSettings = FaceSettings()) -> li
     if settings.tiles and not (faces and all(f.side >= large and f.score >= settings.tiles_skip_score for f in faces)):
         # Faces this small are a few pixels wide in the whole-picture pass (group pictures, people
         # further away): look again at overlapping tiles, at the detection size and at twice it.
-        # Tile faces are checked for duplicates against trusted faces only: a large, unsure box (the
-        # false box of a faceless texture) would otherwise swallow every face found inside it.
-        trusted = [f for f in faces if f.side < large or f.score >= settings.tiles_skip_score]
+        # Tile faces are checked for duplicates against trusted faces only: an unsure picture-sized
+        # box (the false box of a faceless texture) would otherwise swallow every face inside it.
+        trusted = [f for f in faces if f.score >= settings.tiles_skip_score or not _picture_sized(f, rgb.shape, settings)]
         levels = [(small, factor)] + ([reduced(rgb, 2 * settings.detection_side)] if factor > 1 else [])
         for level, level_factor in levels:
             found = _merge(trusted, _detect_tiles(level, level_factor, rgb.shape, settings), settings.nms_iou)
@@ -464,6 +464,11 @@ class Framing:
         return notes
 
 
+def _picture_sized(face: Face, shape: tuple[int, ...], settings: FaceSettings) -> bool:
+    """Whether the framed crop of `face` would cover most of the picture (then it is a face crop)."""
+    return face.side * settings.crop_scale >= settings.whole_image_ratio * min(shape[:2])
+
+
 def frame_faces(rgb: np.ndarray, enabled: bool = True, settings: FaceSettings = FaceSettings()) -> Framing:
     """The areas to score: each face (largest first), the whole face crop, or the whole image."""
     h, w = rgb.shape[:2]
@@ -475,16 +480,16 @@ def frame_faces(rgb: np.ndarray, enabled: bool = True, settings: FaceSettings = 
     if not big:
         return Framing([Region(rgb, whole, None)], "no_face", skipped_small=len(faces))
     largest, small_faces = big[0], len(faces) - len(big)
-    if largest.side * settings.crop_scale >= settings.whole_image_ratio * min(h, w):
+    if _picture_sized(largest, rgb.shape, settings):
         others = big[1:]
         if not others or largest.score >= max(f.score for f in others):
             measure_landmarks(rgb, [largest], settings)
             return Framing([Region(rgb, whole, largest)], "face_crop")
         # A picture-sized box less sure than a face inside the picture: not a face crop. Unsure, it
         # is a false box on the whole scene (faceless textures get them at 0.5-0.7) and is set
-        # aside; sure (a close-up subject), it is framed with the other faces.
-        if largest.score < settings.tiles_skip_score:
-            big = others
+        # aside; sure, it may be a close-up subject and is framed too, last, so that when there
+        # are more faces than max_faces it is the one left out (group pictures get such boxes too).
+        big = others + ([largest] if largest.score >= settings.tiles_skip_score else [])
     measure_landmarks(rgb, big[:settings.max_faces], settings)
     regions = []
     for face in big[:settings.max_faces]:
