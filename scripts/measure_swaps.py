@@ -24,18 +24,11 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 from deepfake_detector.data import scan
-from deepfake_detector.faces import FaceSettings, detect_faces, measure_landmarks
 from deepfake_detector.imaging import load_image
 from deepfake_detector.inference import Predictor
+from deepfake_detector.selfblend import face_landmarks
 
 SIDE = 256  # pictures are swapped at this size
-
-
-def landmarks(rgb: np.ndarray) -> np.ndarray | None:
-    settings = FaceSettings(landmarks=True)
-    faces = detect_faces(rgb, settings)[:1]
-    measure_landmarks(rgb, faces, settings)
-    return faces[0].landmarks if faces and faces[0].landmarks is not None else None
 
 
 def swap(target: np.ndarray, target_points: np.ndarray, source: np.ndarray, source_points: np.ndarray,
@@ -65,7 +58,7 @@ def make_swaps(root: Path, n: int, seed: int) -> tuple[list[np.ndarray], list[np
     faces = []
     for path in reals:
         rgb = cv2.resize(load_image(path).rgb, (SIDE, SIDE), interpolation=cv2.INTER_AREA)
-        points = landmarks(rgb)
+        points = face_landmarks(rgb)
         if points is not None:
             faces.append((rgb, points))
         if len(faces) >= 2 * n:

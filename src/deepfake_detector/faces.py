@@ -339,17 +339,18 @@ def detect_faces(rgb: np.ndarray, settings: FaceSettings = FaceSettings()) -> li
     if settings.tiles and not (faces and all(f.side >= large and f.score >= settings.tiles_skip_score for f in faces)):
         # Faces this small are a few pixels wide in the whole-picture pass (group pictures, people
         # further away): look again at overlapping tiles, at the detection size and at twice it.
-        # Tile faces are checked for duplicates against trusted faces only: an unsure picture-sized
-        # box (the false box of a faceless texture) would otherwise swallow every face inside it.
-        trusted = [f for f in faces if f.score >= settings.tiles_skip_score or not _picture_sized(f, rgb.shape, settings)]
+        # An unsure picture-sized box (the false box of a faceless texture) is set aside while tile
+        # faces are checked for duplicates: it would otherwise swallow every face inside it.
+        is_unsure = [f.score < settings.tiles_skip_score and _picture_sized(f, rgb.shape, settings) for f in faces]
+        unsure = [f for f, u in zip(faces, is_unsure) if u]
+        faces = [f for f, u in zip(faces, is_unsure) if not u]
         levels = [(small, factor)] + ([reduced(rgb, 2 * settings.detection_side)] if factor > 1 else [])
         for level, level_factor in levels:
-            found = _merge(trusted, _detect_tiles(level, level_factor, rgb.shape, settings), settings.nms_iou)
+            found = _merge(faces, _detect_tiles(level, level_factor, rgb.shape, settings), settings.nms_iou)
             # Many more looks mean more false boxes (a badge, a pattern): FaceMesh confirms each new
             # face (presence >= 0.5 for 99.4% of tile-found pasted Validation faces).
-            new = [f for f in found[len(trusted):] if _face_mesh()(rgb, f)[1] >= settings.landmark_min_presence]
-            trusted += new
-            faces += new
+            faces += [f for f in found[len(faces):] if _face_mesh()(rgb, f)[1] >= settings.landmark_min_presence]
+        faces += unsure
     return sorted(faces, key=lambda f: f.box[2] * f.box[3], reverse=True)
 
 

@@ -177,6 +177,11 @@ def _file_value(path: str | None) -> dict | None:
     return None if path is None else {"path": path, "orig_name": Path(path).name, "meta": {"_type": "gradio.FileData"}}
 
 
+def upload_path(image):
+    """The file path of an upload as a client sent it (Gradio's FileData dict, or a path)."""
+    return image.get("path") if isinstance(image, dict) else image
+
+
 def raw_detect(fn):
     """`fn` (image path, crop, explain -> `detect`'s outputs, pictures as files) for an event that skips
     Gradio's pre- and postprocessing: it takes the upload as the client sent it and returns what
@@ -189,8 +194,7 @@ def raw_detect(fn):
     """
     @functools.wraps(fn)
     def wrapper(image, crop_face=True, explain=False):
-        path = image.get("path") if isinstance(image, dict) else image
-        details, probabilities, verdict, annotated, rows, heat = fn(path, crop_face, explain)
+        details, probabilities, verdict, annotated, rows, heat = fn(upload_path(image), crop_face, explain)
         ranked = sorted(probabilities.items(), key=lambda item: item[1], reverse=True)
         label = {"label": ranked[0][0], "confidences": [{"label": k, "confidence": v} for k, v in ranked]}
         return (_plain(details), _plain(label), inspect.cleandoc(verdict), _file_value(annotated),

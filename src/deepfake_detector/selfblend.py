@@ -22,20 +22,27 @@ BLEND_RATIOS = (0.25, 0.5, 0.75, 1.0, 1.0, 1.0)  # the paper's mix: mostly a ful
 
 
 # -- hulls (where the data are decoded: needs the face models) -----------------------------------------
+def face_landmarks(rgb: np.ndarray) -> np.ndarray | None:
+    """The largest face's 468 FaceMesh landmarks (pixels), or None when no face is found or
+    FaceMesh doubts it saw one."""
+    from .faces import FaceSettings, detect_faces, measure_landmarks
+
+    settings = FaceSettings(landmarks=True)
+    faces = detect_faces(rgb, settings)[:1]
+    measure_landmarks(rgb, faces, settings)
+    return faces[0].landmarks if faces else None
+
+
 def face_hull(rgb: np.ndarray) -> np.ndarray:
     """Convex hull of the largest face's 468 FaceMesh landmarks, as HULL_POINTS x 2 fractions of
     the image's (width, height), NaN-padded; all NaN when no face (or no landmarks) is found."""
     import cv2
 
-    from .faces import FaceSettings, detect_faces, measure_landmarks
-
     hull = np.full((HULL_POINTS, 2), np.nan, np.float32)
-    settings = FaceSettings(landmarks=True)
-    faces = detect_faces(rgb, settings)[:1]
-    measure_landmarks(rgb, faces, settings)
-    if not faces or faces[0].landmarks is None:
+    landmarks = face_landmarks(rgb)
+    if landmarks is None:
         return hull
-    points = cv2.convexHull(faces[0].landmarks.astype(np.float32)).reshape(-1, 2)
+    points = cv2.convexHull(landmarks.astype(np.float32)).reshape(-1, 2)
     if len(points) > HULL_POINTS:  # keep every k-th vertex: still the same outline
         points = points[np.linspace(0, len(points) - 1, HULL_POINTS).astype(int)]
     hull[:len(points)] = np.clip(points / [rgb.shape[1], rgb.shape[0]], 0.0, 1.0)

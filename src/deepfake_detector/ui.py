@@ -19,7 +19,7 @@ from .errors import DetectorError, VideoError
 # The handlers' work lives in handlers.py (no Gradio: the worker processes import it); re-exported.
 from .handlers import (BATCH_COLUMNS, FACE_COLUMNS, HEATMAP_LEGEND, MAX_BATCH_FILES, MAX_ZIP_BYTES,  # noqa: F401
                        VERDICT_COLOURS, annotate_faces, detect, detect_batch, face_rows, overlay_heatmap, raw_detect,
-                       verdict_markdown)
+                       upload_path, verdict_markdown)
 from .inference import Predictor
 from .report import fmt as _fmt
 from .report import metric_rows
@@ -157,20 +157,21 @@ def build_demo(predictor: Predictor, settings: ServingSettings | None = None,
         predict_work = raw_detect(detect_files)
         batch_work = functools.partial(detect_batch, predictor, results=results)
     else:  # the same functions (handlers.worker_handlers), run by a worker process
-        # The workers write result folders where `results` lives but never sweep them: this
-        # process does, at most every TTL/4, on a thread of its own.
-        def detect_work(image, crop_face=True, explain=False):
+        def on_worker(name, *args):
+            # The workers write result folders where `results` lives but never sweep them: this
+            # process does, at most every TTL/4, on a thread of its own.
             results.maybe_prune()
-            return pool.call("detect", image, crop_face, explain)
+            return pool.call(name, *args)
+
+        def detect_work(image, crop_face=True, explain=False):
+            return on_worker("detect", image, crop_face, explain)
 
         def predict_work(image, crop_face=True, explain=False):
-            results.maybe_prune()
             # Only the upload's path crosses to the worker (Gradio checked it is an upload).
-            return pool.call("predict", image.get("path") if isinstance(image, dict) else image, crop_face, explain)
+            return on_worker("predict", upload_path(image), crop_face, explain)
 
         def batch_work(files, crop_face=True):
-            results.maybe_prune()
-            return pool.call("batch", files, crop_face)
+            return on_worker("batch", files, crop_face)
 
     detect_fn = gate.wrap(_user_errors(detect_work), kind=_detect_kind)  # for the examples
     detect_raw_fn = gate.wrap(_user_errors(predict_work), kind=_detect_kind)  # /predict
