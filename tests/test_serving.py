@@ -86,6 +86,35 @@ def test_gate_bounds_the_work_ahead_not_only_the_count():
     gate.shutdown()
 
 
+def test_gate_estimate_ignores_one_slow_request_but_follows_a_slowdown():
+    """The work ahead comes from the median of recent durations: one slow request (a cold cache)
+    does not shorten the queue; a run of slow ones does."""
+    gate = Gate(workers=1, queue_size=50, max_wait_s=1.0)
+    release = threading.Event()
+
+    async def admitted(attempts: int) -> int:
+        """How many of `attempts` requests of kind 'k' arriving at once are let in."""
+        tasks = [asyncio.create_task(gate.run(release.wait, 10, kind="k")) for _ in range(attempts)]
+        await asyncio.sleep(0.05)
+        release.set()
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+        release.clear()
+        return sum(not isinstance(r, Exception) for r in results)
+
+    async def scenario():
+        for seconds in (0.6, 0.01, 0.01, 0.01):  # one slow (cold) request, then fast ones
+            await gate.run(time.sleep, seconds, kind="k")
+        wide = await admitted(30)
+        for _ in range(3):
+            await gate.run(time.sleep, 0.6, kind="k")
+        return wide, await admitted(30)
+
+    wide, narrow = asyncio.run(scenario())
+    assert wide == 30  # one cold request did not cut the queue
+    assert narrow <= 3  # three slow ones did: ~0.6 s each, at most ~1 s ahead
+    gate.shutdown()
+
+
 def test_gate_passes_errors_through():
     gate = Gate(workers=1, queue_size=1)
 

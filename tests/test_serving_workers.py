@@ -102,6 +102,16 @@ def test_killed_worker_is_replaced_and_its_request_told_so(light_pool):
     assert not _wait_gone([idle, victim], timeout=5)  # reaped, no zombies
 
 
+def test_wait_ready_says_which_worker_could_not_load_and_why(monkeypatch):
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]))
+    pool = WorkerPool(1, "worker_helpers:broken_handlers")
+    try:
+        with pytest.raises(WorkerError, match="worker process 0 could not load the model .*model.tflite is missing"):
+            pool.wait_ready(timeout=60)
+    finally:
+        pool.close()
+
+
 def test_no_worker_outlives_the_pool_or_a_killed_server(tmp_path, monkeypatch):
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]))
     pool = WorkerPool(2, "worker_helpers:light_handlers")

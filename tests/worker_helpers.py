@@ -21,3 +21,7 @@ def light_handlers(**_) -> dict:
         raise RuntimeError("a bug")
 
     return {"pid": os.getpid, "sleep": sleep, "refuse": refuse, "boom": boom, "echo": lambda value: value}
+
+
+def broken_handlers(**_) -> dict:
+    raise FileNotFoundError("model.tflite is missing")

@@ -221,4 +221,5 @@ def worker_from_spec(folder: str, source: str, limits: dict, results_root: str, 
     from .imaging import InputLimits
 
     predictor = Predictor(folder, source=source, verify=False, limits=InputLimits(**limits), solo_threads=solo_threads)
+    predictor.warm_up()  # before it says it is ready: the first request it gets runs warm
     return worker_handlers(predictor, ResultFiles(results_root, max_side=max_side, sweep=False))

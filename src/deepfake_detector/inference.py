@@ -12,6 +12,7 @@ import math
 import os
 import queue
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -228,6 +229,17 @@ class Predictor:
             solo = min(os.cpu_count() or 1, 4) if solo_threads is None else solo_threads
             self._run = TFLiteRunner(tflite, solo_threads=solo)
         log.info("serving %s (%s, %s backend)", self.source, self.config.get("architecture"), self.backend)
+
+    def warm_up(self) -> float:
+        """Run each part once (decoder, face search and landmarks, the model, an explanation) on
+        the bundle's first example, or on noise, so that the first request does not pay for lazy
+        loading and first-call set-up; returns the seconds it took."""
+        start = time.perf_counter()
+        examples = bundle_io.examples(self.folder)
+        picture = (str(examples[0][0]) if examples
+                   else np.random.default_rng(0).integers(0, 256, (256, 256, 3), dtype=np.uint8))
+        self.predict(picture, explain=True)
+        return time.perf_counter() - start
 
     # -- the numbers ---------------------------------------------------------------------------
     def raw_scores(self, images: np.ndarray) -> np.ndarray:

@@ -22,6 +22,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextvars
 import copy
 import functools
@@ -33,6 +34,7 @@ import queue
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import threading
@@ -143,9 +145,13 @@ class Gate:
     `queue_size` and the work ahead of them is under `max_wait_s`; the rest are told 'busy' at once.
 
     The work ahead is estimated per kind of request (a plain detection, an explanation, a batch, a
-    video) from the measured duration of the recent ones of that kind, so a queue of explanations
-    (~0.25 s each) is cut shorter than a queue of plain detections (~0.015 s each).
+    video) from the measured durations of the recent ones of that kind, so a queue of explanations
+    (~0.25 s each) is cut shorter than a queue of plain detections (~0.015 s each). The estimate is
+    the median of the last `RECENT` durations: a lasting slowdown shows after three requests, and
+    one slow request (a cold cache, a worker being replaced) does not turn a burst away.
     """
+
+    RECENT = 5
 
     def __init__(self, workers: int, queue_size: int, max_wait_s: float | None = None):
         self.workers = workers
@@ -155,8 +161,7 @@ class Gate:
         self._lock = threading.Lock()
         self._in_flight = 0  # admitted and not finished (running or waiting)
         self._backlog_s = 0.0  # expected seconds of work of the admitted, unfinished requests
-        self._cost_s: dict[str, float] = {}  # per kind: moving average of measured durations
-        self._last_s: dict[str, float] = {}  # per kind: the latest duration (a slowdown shows at once)
+        self._recent_s: dict[str, collections.deque] = {}  # per kind: the last RECENT durations
         self.finished = 0
         self.refused = 0
 
@@ -186,7 +191,8 @@ class Gate:
                 message = BUSY_MESSAGE.format(running=min(self._in_flight, self.workers),
                                               waiting=max(0, self._in_flight - self.workers), seconds=ahead_s)
                 raise gr.Error(message, title="Busy", duration=8, print_exception=False)
-            expected = max(self._cost_s.get(kind, 0.0), self._last_s.get(kind, 0.0))
+            recent = self._recent_s.get(kind)
+            expected = statistics.median(recent) if recent else 0.0
             self._in_flight += 1
             self._backlog_s += expected
             return expected
@@ -197,9 +203,7 @@ class Gate:
             self._backlog_s = max(0.0, self._backlog_s - expected) if self._in_flight else 0.0
             self.finished += 1
             if seconds is not None:
-                old = self._cost_s.get(kind)
-                self._cost_s[kind] = seconds if old is None else 0.8 * old + 0.2 * seconds
-                self._last_s[kind] = seconds
+                self._recent_s.setdefault(kind, collections.deque(maxlen=self.RECENT)).append(seconds)
 
     async def run(self, fn: Callable, *args, kind: str = "default", **kwargs):
         """Run `fn(*args, **kwargs)` on a worker thread once one is free, or refuse at once."""
@@ -315,11 +319,19 @@ class WorkerPool:
             return [w.proc.pid for w in self.workers]
 
     def wait_ready(self, timeout: float = 120.0) -> None:
-        """Wait until every worker has loaded (tests, start-up checks); raise WorkerError if one failed."""
-        taken = [self._free.get(timeout=timeout) for _ in range(self.size)]
+        """Wait until every worker has loaded; raise WorkerError if one failed or died meanwhile.
+        (`timeout` bounds the wait for a busy worker to come free; a loading one is waited for.)"""
+        try:
+            taken = [self._free.get(timeout=timeout) for _ in range(self.size)]
+        except queue.Empty:
+            raise WorkerError(f"the worker processes were not free within {timeout:.0f} s") from None
         try:
             for worker in taken:
-                self._ensure_ready(worker)
+                try:
+                    self._ensure_ready(worker)
+                except (_LoadFailed, EOFError, OSError) as exc:
+                    raise WorkerError(f"worker process {worker.index} could not load the model "
+                                      f"({exc or 'it exited'})") from None
         finally:
             for worker in taken:
                 self._free.put(worker)

@@ -316,6 +316,16 @@ def launch(env) -> int:
     # event a position update each time one starts (quadratic in a burst): enough slots that a
     # burst reaches the gate at once, updates once a second, and Gradio's own limit (generic
     # message) only as a backstop against floods.
+    # The port opens once every part is loaded and has run once: the first requests are served
+    # warm, and their durations (the gate's estimate of the work ahead) are those of a warm server.
+    predictor.warm_up()
+    if pool is not None:
+        try:
+            pool.wait_ready()
+        except WorkerError as exc:
+            log.error("cannot serve: %s", exc)
+            pool.close()
+            return 2
     demo.queue(default_concurrency_limit=None, status_update_rate=1, max_size=4 * settings.server_threads)
     lighten_gradio_queue(demo._queue)  # no traffic summary for the dashboard turned off below, fewer polls
     host = env.get("GRADIO_SERVER_NAME", "127.0.0.1")
