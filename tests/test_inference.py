@@ -151,3 +151,18 @@ def test_a_call_alone_runs_multithreaded_and_gives_the_same_score(bundle_dir, da
     solo._pool.put(busy)
     # Everything is given back: the pool is whole again.
     assert len(solo._take_all_if_free()) == 2
+
+
+def test_warm_up_runs_the_whole_path_once_and_not_the_explanation(bundle_dir, monkeypatch):
+    from deepfake_detector import faces
+    from deepfake_detector.inference import Predictor
+
+    monkeypatch.setattr(faces, "_models", {})  # as in a fresh process: no face model loaded yet
+    predictor = Predictor(bundle_dir)
+    model_calls = []
+    run = predictor._run
+    predictor._run = lambda batch: (model_calls.append(batch.shape), run(batch))[1]
+    assert predictor.warm_up() > 0
+    size = predictor.image_size
+    assert model_calls == [(1, size, size, 3)]  # one picture scored; no 64-copy explanation batch
+    assert faces._models  # the face detector is loaded

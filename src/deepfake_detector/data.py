@@ -172,12 +172,12 @@ def decode(split: Split, size: int, cache_dir: str | Path | None = None, workers
 def find_hulls(split: Split, cache_dir: str | Path | None = None) -> Split:
     """Face outlines (`selfblend.face_hull`) of the decoded real images, for self-blended fakes;
     NaN for fakes and for reals without a face found. Cached next to the decoded images."""
-    from .selfblend import HULL_POINTS, face_hull
+    from .selfblend import HULL_POINTS, HULL_VERSION, face_hull
 
     cache_file = None
     if cache_dir:
         key = _cache_key(split, split.images.shape[1])
-        cache_file = Path(cache_dir) / f"{split.name}-{split.images.shape[1]}-{key}-hulls.npy"
+        cache_file = Path(cache_dir) / f"{split.name}-{split.images.shape[1]}-{key}-hulls-v{HULL_VERSION}.npy"
         if cache_file.exists():
             split.hulls = np.load(cache_file)
             return split

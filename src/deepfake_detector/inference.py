@@ -231,14 +231,15 @@ class Predictor:
         log.info("serving %s (%s, %s backend)", self.source, self.config.get("architecture"), self.backend)
 
     def warm_up(self) -> float:
-        """Run each part once (decoder, face search and landmarks, the model, an explanation) on
-        the bundle's first example, or on noise, so that the first request does not pay for lazy
-        loading and first-call set-up; returns the seconds it took."""
+        """Run each part once (decoder, face search and landmarks, the model) on the bundle's first
+        example, or on noise, so that the first request does not pay for lazy loading and
+        first-call set-up; returns the seconds it took. Not the explanation: its 64-copy batch
+        would keep ~250 MB allocated in every process from the start."""
         start = time.perf_counter()
         examples = bundle_io.examples(self.folder)
         picture = (str(examples[0][0]) if examples
                    else np.random.default_rng(0).integers(0, 256, (256, 256, 3), dtype=np.uint8))
-        self.predict(picture, explain=True)
+        self.predict(picture)
         return time.perf_counter() - start
 
     # -- the numbers ---------------------------------------------------------------------------

@@ -147,8 +147,9 @@ class Gate:
     The work ahead is estimated per kind of request (a plain detection, an explanation, a batch, a
     video) from the measured durations of the recent ones of that kind, so a queue of explanations
     (~0.25 s each) is cut shorter than a queue of plain detections (~0.015 s each). The estimate is
-    the median of the last `RECENT` durations: a lasting slowdown shows after three requests, and
-    one slow request (a cold cache, a worker being replaced) does not turn a burst away.
+    the lower median of the last `RECENT` durations: a lasting slowdown shows after three requests,
+    and one slow request (a cold cache, a worker being replaced) does not turn a burst away, even
+    when it is one of the first two.
     """
 
     RECENT = 5
@@ -192,7 +193,7 @@ class Gate:
                                               waiting=max(0, self._in_flight - self.workers), seconds=ahead_s)
                 raise gr.Error(message, title="Busy", duration=8, print_exception=False)
             recent = self._recent_s.get(kind)
-            expected = statistics.median(recent) if recent else 0.0
+            expected = statistics.median_low(recent) if recent else 0.0
             self._in_flight += 1
             self._backlog_s += expected
             return expected
@@ -319,19 +320,24 @@ class WorkerPool:
             return [w.proc.pid for w in self.workers]
 
     def wait_ready(self, timeout: float = 120.0) -> None:
-        """Wait until every worker has loaded; raise WorkerError if one failed or died meanwhile.
-        (`timeout` bounds the wait for a busy worker to come free; a loading one is waited for.)"""
+        """Wait until every worker has loaded, at most `timeout` seconds in all; raise WorkerError
+        if one could not load, died meanwhile or is not ready in time."""
+        deadline = time.monotonic() + timeout
+        taken: list[_Worker] = []
         try:
-            taken = [self._free.get(timeout=timeout) for _ in range(self.size)]
-        except queue.Empty:
-            raise WorkerError(f"the worker processes were not free within {timeout:.0f} s") from None
-        try:
+            for _ in range(self.size):
+                try:
+                    taken.append(self._free.get(timeout=max(0.0, deadline - time.monotonic())))
+                except queue.Empty:
+                    raise WorkerError(f"the worker processes were not free within {timeout:.0f} s") from None
             for worker in taken:
+                if not worker.ready and not worker.conn.poll(max(0.0, deadline - time.monotonic())):
+                    raise WorkerError(f"worker process {worker.index} did not load the model within {timeout:.0f} s")
                 try:
                     self._ensure_ready(worker)
                 except (_LoadFailed, EOFError, OSError) as exc:
                     raise WorkerError(f"worker process {worker.index} could not load the model "
-                                      f"({exc or 'it exited'})") from None
+                                      f"({str(exc) or 'it exited'})") from None
         finally:
             for worker in taken:
                 self._free.put(worker)

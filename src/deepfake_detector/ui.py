@@ -306,26 +306,29 @@ def launch(env) -> int:
     except DetectorError as exc:
         log.error("no model to serve: %s", exc)
         return 2
-    # The worker processes load the model while the server below builds the UI and starts.
+    # The worker processes load the model while the server below builds the UI.
     pool = start_workers(predictor, settings) if settings.processes else None
     lighten_gradio_sessions()  # a new browser tab or API client costs ~0 instead of ~5-10 ms of the event loop
     sys.setswitchinterval(settings.switch_ms / 1000)
     demo = build_demo(predictor, settings, pool=pool)
-    # No Gradio-level limit: the gate in build_demo bounds the heavy handlers and answers 'busy'.
-    # Gradio runs at most `max_threads` events at once and queues the rest, sending every queued
-    # event a position update each time one starts (quadratic in a burst): enough slots that a
-    # burst reaches the gate at once, updates once a second, and Gradio's own limit (generic
-    # message) only as a backstop against floods.
-    # The port opens once every part is loaded and has run once: the first requests are served
-    # warm, and their durations (the gate's estimate of the work ahead) are those of a warm server.
-    predictor.warm_up()
-    if pool is not None:
+    # The port opens once the model that answers detections is loaded and has run once: the first
+    # requests are served warm, and their durations (the gate's estimate of the work ahead) are a
+    # warm server's. (With worker processes the server's own copy only serves videos: not warmed,
+    # it would hold the face models for nothing.)
+    if pool is None:
+        predictor.warm_up()
+    else:
         try:
             pool.wait_ready()
         except WorkerError as exc:
             log.error("cannot serve: %s", exc)
             pool.close()
             return 2
+    # No Gradio-level limit: the gate in build_demo bounds the heavy handlers and answers 'busy'.
+    # Gradio runs at most `max_threads` events at once and queues the rest, sending every queued
+    # event a position update each time one starts (quadratic in a burst): enough slots that a
+    # burst reaches the gate at once, updates once a second, and Gradio's own limit (generic
+    # message) only as a backstop against floods.
     demo.queue(default_concurrency_limit=None, status_update_rate=1, max_size=4 * settings.server_threads)
     lighten_gradio_queue(demo._queue)  # no traffic summary for the dashboard turned off below, fewer polls
     host = env.get("GRADIO_SERVER_NAME", "127.0.0.1")
