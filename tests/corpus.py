@@ -43,6 +43,26 @@ def _exif_rotated() -> bytes:
     return _jpeg(img, exif=exif)
 
 
+def _exif_invalid() -> bytes:
+    img = Image.fromarray(np.zeros((60, 120, 3), np.uint8) + 128)
+    exif = Image.Exif()
+    exif[0x0112] = 99  # not one of the eight EXIF orientations
+    return _jpeg(img, exif=exif)
+
+
+def _multipage_tiff() -> bytes:
+    pages = [Image.new("RGB", (64, 64), c) for c in ((255, 0, 0), (0, 255, 0))]
+    buf = io.BytesIO()
+    pages[0].save(buf, "TIFF", save_all=True, append_images=pages[1:])
+    return buf.getvalue()
+
+
+def _mp4_header() -> bytes:
+    """The start of an MP4 file (an 'ftyp' box, then a truncated 'mdat'): a video, not an image."""
+    ftyp = b"isom\x00\x00\x02\x00isomiso2avc1mp41"
+    return struct.pack(">I", 8 + len(ftyp)) + b"ftyp" + ftyp + struct.pack(">I", 4096) + b"mdat" + b"\x00" * 256
+
+
 def _animated_gif() -> bytes:
     frames = [Image.new("RGB", (64, 64), c) for c in ((255, 0, 0), (0, 255, 0), (0, 0, 255))]
     buf = io.BytesIO()
@@ -80,5 +100,8 @@ def build() -> dict[str, tuple[bytes, str | None, str | None]]:
         "sixteen_bit.png": (_png(sixteen), None, "high bit-depth"),
         "animated.gif": (_animated_gif(), None, "first of 3 frames"),
         "exif_rotated.jpg": (_exif_rotated(), None, "EXIF orientation 6 applied"),
+        "exif_invalid.jpg": (_exif_invalid(), None, "EXIF orientation 99 is not a valid value (1-8): ignored"),
+        "multipage.tif": (_multipage_tiff(), None, "multi-page image: scored the first of 2 pages"),
+        "video_renamed.jpg": (_mp4_header(), "this is a video (MP4), not an image", None),
         "too_large.jpg": (good + b"\x00" * (21 * 1024 * 1024), "the limit is 20 MB", None),
     }

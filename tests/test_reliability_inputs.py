@@ -12,7 +12,7 @@ import pytest
 
 import corpus
 from conftest import ROOT
-from deepfake_detector import ui
+from deepfake_detector import handlers, ui
 from deepfake_detector.imaging import load_image
 
 CORPUS = corpus.build()
@@ -51,6 +51,7 @@ def test_ui_turns_bad_upload_into_friendly_error(predictor, corpus_dir, name):
 
 def test_exif_orientation_is_applied(corpus_dir):
     assert load_image(corpus_dir / "exif_rotated.jpg").rgb.shape[:2] == (120, 60)
+    assert load_image(corpus_dir / "exif_invalid.jpg").rgb.shape[:2] == (60, 120)  # not turned
 
 
 def test_sixteen_bit_keeps_its_range(corpus_dir):
@@ -64,7 +65,7 @@ def test_cli_reports_bad_files_and_keeps_going(bundle_dir, corpus_dir):
                             cwd=ROOT, env={"PYTHONPATH": str(ROOT / "src"), "PATH": "/usr/bin:/bin"})
     rows = [json.loads(line) for line in result.stdout.splitlines()]
     by_name = {r["file"].rsplit("/", 1)[-1]: r for r in rows}
-    walked = {n for n in CORPUS if n.rsplit(".", 1)[-1] in ("jpg", "png", "gif")}
+    walked = {n for n in CORPUS if n.rsplit(".", 1)[-1] in ("jpg", "png", "gif", "tif")}
     assert set(by_name) == walked
     for name, row in by_name.items():
         assert set(row) >= {"file", "label", "p_fake", "confidence", "face_found", "error"}
@@ -86,3 +87,62 @@ def test_cli_exits_2_when_no_file_could_be_read(bundle_dir, tmp_path):
     assert result.returncode == 2
     assert "none of the 2 file(s) could be read" in result.stderr and "Traceback" not in result.stderr
     assert len(result.stdout.splitlines()) == 2  # each file still gets its JSON line with the reason
+
+
+# -- batch: zips and the CSV ---------------------------------------------------------------------
+def _zip(path, members: dict[str, bytes]):
+    import zipfile
+
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    return path
+
+
+def _batch(predictor, files):
+    import csv
+
+    table, csv_path = handlers.detect_batch(predictor, [str(f) for f in files])
+    rows = {r[0]: dict(zip(handlers.BATCH_COLUMNS, r)) for r in table}
+    with open(csv_path, newline="") as fh:
+        return rows, list(csv.DictReader(fh))
+
+
+def test_batch_zip_says_what_it_did_not_score(predictor, tmp_path):
+    good = CORPUS["grayscale.jpg"][0]
+    only_text = _zip(tmp_path / "notes.zip", {"readme.txt": b"hello"})
+    inner = _zip(tmp_path / "inner.zip", {"a.jpg": good})
+    mixed = _zip(tmp_path / "mixed.zip", {"a.jpg": good, "b.jfif": good, "readme.txt": b"hi",
+                                          "inner.zip": inner.read_bytes()})
+    rows, _ = _batch(predictor, [only_text, mixed])
+    assert rows["notes.zip"]["error"] == "no images in the zip archive (it holds 1 file (readme.txt))"
+    assert rows["mixed.zip/a.jpg"]["label"] in ("real", "fake")
+    assert rows["mixed.zip/b.jfif"]["label"] in ("real", "fake")
+    assert rows["mixed.zip"]["error"].startswith("2 files (readme.txt, inner.zip) skipped: not images")
+    assert "zips inside zips are not opened" in rows["mixed.zip"]["error"]
+
+
+def test_batch_zip_names_a_damaged_or_oversized_member_and_scores_the_rest(predictor, tmp_path):
+    import zipfile
+
+    good = CORPUS["grayscale.jpg"][0]
+    path = _zip(tmp_path / "damaged.zip", {"ok.jpg": good, "bad.jpg": good})
+    data = bytearray(path.read_bytes())
+    with zipfile.ZipFile(path) as zf:
+        info = zf.getinfo("bad.jpg")
+    data[info.header_offset + 30 + len("bad.jpg") + 100] ^= 0xFF  # a byte of bad.jpg's stored data
+    path.write_bytes(bytes(data))
+    big = _zip(tmp_path / "big.zip", {"huge.png": b"\0" * (21 * 1024 * 1024), "ok.jpg": good})
+    rows, _ = _batch(predictor, [path, big])
+    assert rows["damaged.zip/ok.jpg"]["label"] in ("real", "fake")
+    assert rows["damaged.zip/bad.jpg"]["error"].startswith("could not be read from the zip archive (Bad CRC-32")
+    assert rows["big.zip/huge.png"]["error"] == "file is 22.0 MB; the limit is 20 MB"
+    assert rows["big.zip/ok.jpg"]["label"] in ("real", "fake")
+
+
+def test_batch_csv_cells_never_run_as_formulas(predictor, tmp_path):
+    named = tmp_path / "=HYPERLINK(1).jpg"
+    named.write_bytes(CORPUS["grayscale.jpg"][0])
+    rows, csv_rows = _batch(predictor, [named])
+    assert "=HYPERLINK(1).jpg" in rows  # the table shows the name as it is
+    assert csv_rows[0]["file"] == "'=HYPERLINK(1).jpg" and csv_rows[0]["label"] in ("real", "fake")

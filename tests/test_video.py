@@ -240,10 +240,26 @@ def test_limits_and_settings_are_enforced(predictor, clips, tmp_path):
         predict_video(predictor, clips["face"], VideoSettings(max_mb=0.0001))
     with pytest.raises(VideoError, match="not found"):
         predict_video(predictor, tmp_path / "nope.mp4")
-    for bad in ({"fps": 0}, {"max_frames": 0}, {"max_frames": 2.5}):
+    for bad in ({"fps": 0}, {"fps": 1e-9}, {"fps": 1000}, {"fps": float("inf")}, {"max_frames": 0},
+                {"max_frames": 2.5}):
         with pytest.raises(VideoError):
             VideoSettings(**bad)
+    with pytest.raises(VideoError, match=r"frames per second sampled must be from 0.05 to 30 \(got 1e-09\)"):
+        VideoSettings(fps=1e-9)
     assert VideoSettings(max_frames=64.0).max_frames == 64
+
+
+def test_video_fields_refuse_bad_api_values_in_one_line_naming_the_field():
+    fps = ui.CheckedNumber(value=1.0, minimum=0.05, maximum=30, label="Frames per second sampled")
+    assert fps.get_block_name() == "number"  # the browser draws it with Gradio's number field
+    assert fps.preprocess(2.5) == 2.5 and fps.preprocess(None) is None
+    for value, reason in ((0, "value 0 is less than minimum value 0.05"),
+                          (1000, "value 1000 is greater than maximum value 30"),
+                          ("abc", "expected a number, got 'abc'")):
+        with pytest.raises(gr.Error) as info:
+            fps.preprocess(value)
+        assert info.value.message == f"Frames per second sampled: {reason}"
+        assert info.value.print_exception is False  # Gradio logs no traceback for it
 
 
 # -- UI handler and CLI ------------------------------------------------------------------------------

@@ -104,33 +104,68 @@ def detect(predictor: Predictor, image: str | np.ndarray | None, crop_face: bool
             face_rows(pred), heat_view)
 
 
-def _batch_inputs(files: list[str]) -> tuple[list[Any], list[str], list[dict]]:
-    """Expand uploads (images or zips) into (sources, names, rejected rows)."""
+def _batch_inputs(files: list[str], max_bytes: int) -> tuple[list[Any], list[str], list[dict]]:
+    """Expand uploads (images or zips) into (sources, names, rejected rows). Every file of a zip
+    that is not scored gets a row saying why; `max_bytes` is the size limit of one image."""
     sources, names, rejected = [], [], []
     for f in files or []:
         path = Path(f)
-        if path.suffix.lower() == ".zip":
-            try:
-                with zipfile.ZipFile(path) as zf:
-                    members = [m for m in zf.infolist() if not m.is_dir()
-                               and Path(m.filename).suffix.lower() in IMAGE_SUFFIXES]
-                    if sum(m.file_size for m in members) > MAX_ZIP_BYTES:
-                        rejected.append(_error_row(path.name, "zip expands to more than "
-                                                   f"{MAX_ZIP_BYTES // 2**20} MB; split it up"))
-                        continue
-                    for m in members:
-                        sources.append(zf.read(m))
-                        names.append(f"{path.name}/{m.filename}")
-            except zipfile.BadZipFile:
-                rejected.append(_error_row(path.name, "not a valid zip archive"))
-            except (RuntimeError, NotImplementedError, zlib.error) as exc:  # encrypted, odd compression
-                rejected.append(_error_row(path.name, f"the zip archive could not be read ({exc})"))
-        else:
+        if path.suffix.lower() != ".zip":
             sources.append(str(path))
             names.append(path.name)
+            continue
+        try:
+            with zipfile.ZipFile(path) as zf:
+                _expand_zip(zf, path.name, max_bytes, sources, names, rejected)
+        except zipfile.BadZipFile:
+            rejected.append(_error_row(path.name, "not a valid zip archive"))
+        except (RuntimeError, NotImplementedError, zlib.error) as exc:  # encrypted, odd compression
+            rejected.append(_error_row(path.name, f"the zip archive could not be read ({exc})"))
     if len(sources) > MAX_BATCH_FILES:
         raise ImageError(f"{len(sources)} images in one batch; the limit is {MAX_BATCH_FILES}")
     return sources, names, rejected
+
+
+def _expand_zip(zf: zipfile.ZipFile, zip_name: str, max_bytes: int, sources: list, names: list,
+                rejected: list) -> None:
+    files = [m for m in zf.infolist() if not m.is_dir()]
+    images = [m for m in files if Path(m.filename).suffix.lower() in IMAGE_SUFFIXES]
+    others = [m.filename for m in files if m not in images]
+    if not images:
+        contents = f"it holds {_listing(others)}" if others else "it is empty"
+        rejected.append(_error_row(zip_name, f"no images in the zip archive ({contents})"))
+        return
+    if others:
+        rejected.append(_error_row(zip_name, f"{_listing(others)} skipped: not images "
+                                   f"({', '.join(sorted(IMAGE_SUFFIXES))}; zips inside zips are not opened)"))
+    if sum(m.file_size for m in images) > MAX_ZIP_BYTES:
+        rejected.append(_error_row(zip_name, f"zip expands to more than {MAX_ZIP_BYTES // 2**20} MB; split it up"))
+        return
+    total = 0
+    for m in images:
+        name = f"{zip_name}/{m.filename}"
+        if m.file_size > max_bytes:  # said without reading it
+            rejected.append(_error_row(name, f"file is {m.file_size / 1e6:.1f} MB; the limit is {max_bytes / 1e6:.0f} MB"))
+            continue
+        try:
+            with zf.open(m) as member:
+                data = member.read(max_bytes + 1)  # the sizes a zip declares may lie
+        except zipfile.BadZipFile as exc:  # a damaged member; the others are still read
+            rejected.append(_error_row(name, f"could not be read from the zip archive ({exc})"))
+            continue
+        total += len(data)
+        if len(data) > max_bytes or total > MAX_ZIP_BYTES:
+            rejected.append(_error_row(name, "larger than the zip archive declares: this file and the "
+                                             "rest of the archive were not read"))
+            return
+        sources.append(data)
+        names.append(name)
+
+
+def _listing(names: list[str], shown: int = 3) -> str:
+    """'1 file (a.txt)' / '5 files (a, b, c, ...)'"""
+    listed = ", ".join(names[:shown]) + (", ..." if len(names) > shown else "")
+    return f"{len(names)} file{'s' if len(names) != 1 else ''} ({listed})"
 
 
 BATCH_COLUMNS = ["file", "label", "verdict", "p_fake", "confidence", "faces", "framing", "notes", "error"]
@@ -154,17 +189,25 @@ def detect_batch(predictor: Predictor, files: list[str] | None, crop_face: bool 
     """Several images or zips -> (table rows, CSV file path); the CSV goes to `results` when given."""
     if not files:
         raise ImageError("no files uploaded: add images or a zip of images")
-    sources, names, rows = _batch_inputs(files)
+    sources, names, rows = _batch_inputs(files, int(predictor.limits.max_upload_mb * 1e6))
     rows += [_row(pred) for pred in predictor.predict_many(sources, crop=crop_face, names=names)]
     text = io.StringIO(newline="")
     writer = csv.DictWriter(text, fieldnames=BATCH_COLUMNS)
     writer.writeheader()
-    writer.writerows(rows)
+    writer.writerows({k: _csv_safe(v) for k, v in row.items()} for row in rows)
     folder = results.new_folder() if results is not None else Path(tempfile.mkdtemp(prefix="deepfake-batch-"))
     out = ResultFiles.write_bytes(folder, "predictions.csv", text.getvalue().encode())
     table = [[r[k] if r[k] is not None else "" for k in BATCH_COLUMNS] for r in rows]
     return table, out
 
+
+
+def _csv_safe(value):
+    """A text cell a spreadsheet would run as a formula (a file named '=HYPERLINK(...).jpg')
+    gets a leading apostrophe, as OWASP advises: shown as text, never run."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
 
 
 def _plain(value):

@@ -22,7 +22,8 @@ from .errors import ImageError
 
 MIN_SIDE = 16
 # Files the dataset scan and folder walks pick up as still images (load_image tries any file given).
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff"})
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff"})
+EXIF_TURNS = frozenset(range(2, 9))  # EXIF orientations that flip or turn the picture
 
 
 @dataclass(frozen=True)
@@ -66,7 +67,21 @@ def estimate_jpeg_quality(im: Image.Image) -> int | None:
     return int(np.clip(round(quality), 1, 100))
 
 
+def _video_container(head: bytes) -> str | None:
+    """The video container a file's first bytes announce (MP4/MOV, WebM/MKV, AVI), if any."""
+    if head[4:8] == b"ftyp":
+        return "MOV" if head[8:10] == b"qt" else "MP4"
+    if head.startswith(b"\x1a\x45\xdf\xa3"):
+        return "WebM/Matroska"
+    if head[:4] == b"RIFF" and head[8:12] == b"AVI ":
+        return "AVI"
+    return None
+
+
 def _describe_non_image(head: bytes) -> str:
+    video = _video_container(head)
+    if video:
+        return f"this is a video ({video}), not an image: use the Video tab or the /predict_video endpoint"
     if head.startswith(b"%PDF"):
         return "this is a PDF document, not an image"
     if head[:4] in (b"PK\x03\x04",):
@@ -198,14 +213,15 @@ def load_image(
     frames = getattr(im, "n_frames", 1)
     if frames > 1:
         im.seek(0)
-        notes.append(f"animated image: scored the first of {frames} frames")
+        kind = "multi-page image" if im.format == "TIFF" else "animated image"
+        notes.append(f"{kind}: scored the first of {frames} {'pages' if im.format == 'TIFF' else 'frames'}")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             im.load()
             orientation = im.getexif().get(0x0112, 1)
             # exif_transpose copies even an upright picture (~1.5 ms for 1024x768): only when needed.
-            oriented = im if orientation in (None, 1) else ImageOps.exif_transpose(im)
+            oriented = im if orientation not in EXIF_TURNS else ImageOps.exif_transpose(im)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise ImageError(f"image dimensions exceed the limit of {max_pixels / 1e6:.0f} megapixels") from None
     except Exception as exc:  # noqa: BLE001
@@ -214,8 +230,10 @@ def load_image(
         rgb = _to_rgb(oriented, notes)
     except Exception as exc:  # noqa: BLE001 - a damaged file can decode into pixels that do not convert
         raise ImageError(_describe_decode_error(exc, _format_name(im), "data")) from None
-    if orientation not in (None, 1):
+    if orientation in EXIF_TURNS:
         notes.append(f"EXIF orientation {orientation} applied")
+    elif orientation not in (None, 1):
+        notes.append(f"EXIF orientation {orientation} is not a valid value (1-8): ignored")
     quality = estimate_jpeg_quality(im) if im.format == "JPEG" else None
     return LoadedImage(np.asarray(rgb, dtype=np.uint8).copy(), notes, im.mode, quality)
 

@@ -50,7 +50,8 @@ def input_notes(loaded: LoadedImage, framing: Framing, model_size: int) -> list[
                      f"or graphic, not a photo the model was trained on")
     small = [i for i, r in enumerate(framing.regions, start=1) if r.face is not None and r.box[2] < model_size]
     if small:
-        which = "the face" if len(framing.regions) == 1 else "face " + ", ".join(map(str, small))
-        notes.append(f"{which} is smaller than the model's {model_size}px input: fine detail is missing, "
+        which = ("the face is" if len(framing.regions) == 1 else f"face {small[0]} is" if len(small) == 1
+                 else "faces " + ", ".join(map(str, small)) + " are")
+        notes.append(f"{which} smaller than the model's {model_size}px input: fine detail is missing, "
                      f"so the score is less reliable")
     return notes

@@ -25,7 +25,7 @@ from .report import fmt as _fmt
 from .report import metric_rows
 from .serving import (Gate, ResultFiles, ServingSettings, WorkerError, WorkerPool, as_files, lighten_gradio_queue,
                       lighten_gradio_sessions, skip_gradio_login_check)
-from .video import (CLIP_RULE, MAX_FRAMES_LIMIT, VideoPrediction, VideoSettings, predict_video,
+from .video import (CLIP_RULE, FPS_RANGE, MAX_FRAMES_LIMIT, VideoPrediction, VideoSettings, predict_video,
                     timeline_image, top_frames)
 
 log = logging.getLogger(__name__)
@@ -76,6 +76,21 @@ def video_markdown(result: VideoPrediction) -> str:
     if result.notes:
         text += "\n\n" + "\n".join(f"- {n}" for n in result.notes)
     return text
+
+
+class CheckedNumber(gr.Number):
+    """A number field whose bad API input (out of range, not a number) is a one-line error naming
+    the field: Gradio's own check names no field and logs a traceback for each such call."""
+
+    is_template = True  # as Gradio's own variants (gr.TextArea): drawn by the browser's number field
+
+    def preprocess(self, payload):
+        try:
+            return super().preprocess(payload)
+        except Exception as exc:  # noqa: BLE001 - any bad value is the caller's, said in one line
+            reason = (str(exc).strip("'\"").rstrip(".").replace("Value", "value", 1) if isinstance(exc, gr.Error)
+                      else f"expected a number, got {str(payload)[:40]!r}")
+            raise gr.Error(f"{self.label}: {reason}", print_exception=False) from None
 
 
 def detect_video(predictor: Predictor, video: str | None, crop_face: bool = True, fps: float | None = 1.0,
@@ -229,10 +244,10 @@ def build_demo(predictor: Predictor, settings: ServingSettings | None = None,
                         video_crop = gr.Checkbox(value=True, label="Find faces and follow the main one "
                                                                    "(off: score whole frames)")
                         with gr.Row():
-                            video_fps = gr.Number(value=1.0, minimum=0.05, maximum=30,
-                                                  label="Frames per second sampled")
-                            video_max = gr.Number(value=64, minimum=1, maximum=MAX_FRAMES_LIMIT, precision=0,
-                                                  label="At most this many frames (spread over the clip)")
+                            video_fps = CheckedNumber(value=1.0, minimum=FPS_RANGE[0], maximum=FPS_RANGE[1],
+                                                      label="Frames per second sampled")
+                            video_max = CheckedNumber(value=64, minimum=1, maximum=MAX_FRAMES_LIMIT, precision=0,
+                                                      label="At most this many frames (spread over the clip)")
                         video_button = gr.Button("Detect in video", variant="primary")
                         gr.Markdown(f"Frames are sampled uniformly and scored like photos; the main face is "
                                     f"followed from frame to frame. Verdict rule: {CLIP_RULE}.")

@@ -51,6 +51,7 @@ _COLOURS = {"fake": (220, 40, 40), "real": (30, 170, 70), "uncertain": (240, 170
 MAX_VIDEO_MB = DEFAULT_LIMITS.max_video_mb
 MAX_VIDEO_SECONDS = DEFAULT_LIMITS.max_video_seconds
 MAX_FRAMES_LIMIT = 512  # the most frames a request may ask for
+FPS_RANGE = (0.05, 30.0)  # frames sampled per second a request may ask for (one every 20 s .. 30 a second)
 
 
 @dataclass(frozen=True)
@@ -63,8 +64,9 @@ class VideoSettings:
     top_fraction: float = 0.25  # clip P(fake) = mean of this top fraction of frame scores
 
     def __post_init__(self):
-        if not (math.isfinite(self.fps) and self.fps > 0):
-            raise VideoError(f"frames per second must be above 0 (got {self.fps})")
+        if not (math.isfinite(self.fps) and FPS_RANGE[0] <= self.fps <= FPS_RANGE[1]):
+            raise VideoError(f"frames per second sampled must be from {FPS_RANGE[0]:g} to {FPS_RANGE[1]:g} "
+                             f"(got {self.fps:g})")
         if not (1 <= self.max_frames <= MAX_FRAMES_LIMIT and float(self.max_frames).is_integer()):
             raise VideoError(f"max frames must be a whole number from 1 to {MAX_FRAMES_LIMIT} "
                              f"(got {self.max_frames})")
