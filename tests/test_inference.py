@@ -129,6 +129,13 @@ def test_large_batches_split_over_interpreters_give_the_same_scores(predictor, d
     together = predictor.raw_scores(batch)  # 40 >= 2 x SPLIT_FROM: split when both interpreters are free
     one_by_one = np.concatenate([predictor.raw_scores(x[None]) for x in batch])
     np.testing.assert_allclose(together, one_by_one, atol=1e-5)
+    # An interpreter never runs more than MAX_ROWS at once (it would keep that batch's memory).
+    runner = predictor._run
+    runner(batch)
+    held = runner._take_all_if_free()
+    for slot in held:
+        runner._pool.put(slot)
+    assert held and all(shape[0] <= runner.MAX_ROWS for _, shape in held)
 
 
 def test_a_call_alone_runs_multithreaded_and_gives_the_same_score(bundle_dir, dataset):
