@@ -103,5 +103,7 @@ def build() -> dict[str, tuple[bytes, str | None, str | None]]:
         "exif_invalid.jpg": (_exif_invalid(), None, "EXIF orientation 99 is not a valid value (1-8): ignored"),
         "multipage.tif": (_multipage_tiff(), None, "multi-page image: scored the first of 2 pages"),
         "video_renamed.jpg": (_mp4_header(), "this is a video (MP4), not an image", None),
+        "iphone.heic": (_mp4_header().replace(b"isom", b"heic", 1), "this is a HEIC image, a format this "
+                        "decoder does not read", None),
         "too_large.jpg": (good + b"\x00" * (21 * 1024 * 1024), "the limit is 20 MB", None),
     }

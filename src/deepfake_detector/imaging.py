@@ -67,9 +67,14 @@ def estimate_jpeg_quality(im: Image.Image) -> int | None:
     return int(np.clip(round(quality), 1, 100))
 
 
+# ISO base media files ('ftyp' box) whose major brand is a still image, not a video.
+_HEIF_BRANDS = {b"heic": "HEIC", b"heix": "HEIC", b"heim": "HEIC", b"heis": "HEIC", b"hevc": "HEIC",
+                b"mif1": "HEIF", b"msf1": "HEIF", b"avif": "AVIF", b"avis": "AVIF"}
+
+
 def _video_container(head: bytes) -> str | None:
     """The video container a file's first bytes announce (MP4/MOV, WebM/MKV, AVI), if any."""
-    if head[4:8] == b"ftyp":
+    if head[4:8] == b"ftyp" and head[8:12] not in _HEIF_BRANDS:
         return "MOV" if head[8:10] == b"qt" else "MP4"
     if head.startswith(b"\x1a\x45\xdf\xa3"):
         return "WebM/Matroska"
@@ -79,6 +84,9 @@ def _video_container(head: bytes) -> str | None:
 
 
 def _describe_non_image(head: bytes) -> str:
+    if head[4:8] == b"ftyp" and head[8:12] in _HEIF_BRANDS:
+        return (f"this is a {_HEIF_BRANDS[head[8:12]]} image, a format this decoder does not read: "
+                "convert it to JPEG or PNG")
     video = _video_container(head)
     if video:
         return f"this is a video ({video}), not an image: use the Video tab or the /predict_video endpoint"

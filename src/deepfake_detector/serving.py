@@ -212,11 +212,12 @@ class Gate:
         timing: list[float] = []
 
         def timed():
+            # Only answers count towards the estimate: a quick refusal (a bad upload) says nothing
+            # of how long the next request will take.
             start = time.perf_counter()
-            try:
-                return fn(*args, **kwargs)
-            finally:
-                timing.append(time.perf_counter() - start)
+            result = fn(*args, **kwargs)
+            timing.append(time.perf_counter() - start)
+            return result
 
         try:
             # The caller's context (Gradio's request-local state) travels with the work.

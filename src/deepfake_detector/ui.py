@@ -88,7 +88,7 @@ class CheckedNumber(gr.Number):
         try:
             return super().preprocess(payload)
         except Exception as exc:  # noqa: BLE001 - any bad value is the caller's, said in one line
-            reason = (str(exc).strip("'\"").rstrip(".").replace("Value", "value", 1) if isinstance(exc, gr.Error)
+            reason = (exc.message.rstrip(".").replace("Value", "value", 1) if isinstance(exc, gr.Error)
                       else f"expected a number, got {str(payload)[:40]!r}")
             raise gr.Error(f"{self.label}: {reason}", print_exception=False) from None
 
