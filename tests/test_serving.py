@@ -115,6 +115,29 @@ def test_gate_estimate_ignores_one_slow_request_but_follows_a_slowdown():
     gate.shutdown()
 
 
+def test_gate_estimate_counts_answers_not_quick_refusals():
+    """A run of bad uploads (refused at once) does not make the gate think requests are cheap."""
+    gate = Gate(workers=1, queue_size=50, max_wait_s=1.0)
+    release = threading.Event()
+
+    def refuse():
+        raise gr.Error("the file is empty (0 bytes)")
+
+    async def scenario():
+        await gate.run(time.sleep, 0.6, kind="k")
+        for _ in range(4):
+            with pytest.raises(gr.Error):
+                await gate.run(refuse, kind="k")
+        tasks = [asyncio.create_task(gate.run(release.wait, 10, kind="k")) for _ in range(10)]
+        await asyncio.sleep(0.05)
+        release.set()
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+        return sum(not isinstance(r, Exception) for r in results)
+
+    assert asyncio.run(scenario()) <= 3  # still ~0.6 s each: at most ~1 s of work ahead
+    gate.shutdown()
+
+
 def test_gate_passes_errors_through():
     gate = Gate(workers=1, queue_size=1)
 
