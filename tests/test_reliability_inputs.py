@@ -13,6 +13,7 @@ import pytest
 import corpus
 from conftest import ROOT
 from deepfake_detector import handlers, ui
+from deepfake_detector.errors import ImageError
 from deepfake_detector.imaging import load_image
 
 CORPUS = corpus.build()
@@ -152,3 +153,30 @@ def test_batch_csv_cells_never_run_as_formulas(predictor, tmp_path):
     rows, csv_rows = _batch(predictor, [named])
     assert "=HYPERLINK(1).jpg" in rows  # the table shows the name as it is
     assert csv_rows[0]["file"] == "'=HYPERLINK(1).jpg" and csv_rows[0]["label"] in ("real", "fake")
+
+
+def test_batch_refuses_a_zip_beyond_the_image_cap_before_reading_it(predictor, tmp_path):
+    import zipfile
+
+    many = tmp_path / "many.zip"
+    with zipfile.ZipFile(many, "w") as zf:
+        for i in range(handlers.MAX_BATCH_FILES + 1):
+            zf.writestr(f"{i}.jpg", b"")
+    with pytest.raises(ImageError, match=r"many.zip holds 201 images; the batch has room for 200 more"):
+        handlers.detect_batch(predictor, [str(many)])
+
+
+def test_cli_opens_zips_like_the_batch_tab(bundle_dir, tmp_path):
+    good = CORPUS["grayscale.jpg"][0]
+    archive = _zip(tmp_path / "photos.zip", {"a.jpg": good, "sub/b.png": CORPUS["rgba.png"][0], "notes.txt": b"x"})
+    (tmp_path / "broken.zip").write_bytes(b"not a zip")
+    result = subprocess.run([sys.executable, "-m", "deepfake_detector.predict", str(archive),
+                             str(tmp_path / "broken.zip"), "--model", str(bundle_dir), "--quiet"],
+                            capture_output=True, text=True, timeout=300,
+                            cwd=ROOT, env={"PYTHONPATH": str(ROOT / "src"), "PATH": "/usr/bin:/bin"})
+    rows = {r["file"]: r for r in map(json.loads, result.stdout.splitlines())}
+    assert rows["photos.zip/a.jpg"]["label"] in ("real", "fake")
+    assert rows["photos.zip/sub/b.png"]["label"] in ("real", "fake")
+    assert rows["photos.zip"]["error"].startswith("1 file (notes.txt) skipped: not images")
+    assert rows["broken.zip"]["error"] == "not a valid zip archive"
+    assert result.returncode == 1 and "Traceback" not in result.stderr

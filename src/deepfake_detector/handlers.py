@@ -13,21 +13,18 @@ import inspect
 import io
 import json
 import tempfile
-import zipfile
-import zlib
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from PIL import Image
 
+from .archives import MAX_ZIP_BYTES, read_zip
 from .errors import ImageError
-from .imaging import IMAGE_SUFFIXES
 from .inference import FaceResult, Prediction, Predictor
 from .serving import ResultFiles, as_files
 
 MAX_BATCH_FILES = 200
-MAX_ZIP_BYTES = 200 * 10**6  # what a batch's zips may expand to together: guards against zip bombs
 
 
 def overlay_heatmap(rgb: np.ndarray, heat: np.ndarray, alpha: float = 0.7) -> np.ndarray:
@@ -105,84 +102,23 @@ def detect(predictor: Predictor, image: str | np.ndarray | None, crop_face: bool
 
 
 def _batch_inputs(files: list[str], max_bytes: int) -> tuple[list[Any], list[str], list[dict]]:
-    """Expand uploads (images or zips) into (sources, names, rejected rows). Every file of a zip
-    that is not scored gets a row saying why; `max_bytes` is the size limit of one image, and
-    MAX_ZIP_BYTES that of everything the batch's zips expand to together."""
+    """Expand uploads (images or zips) into (sources, names, rejected rows): at most
+    MAX_BATCH_FILES images; every file of a zip that is not scored gets a row saying why."""
     sources, names, rejected = [], [], []
-    budget = [MAX_ZIP_BYTES]  # bytes the zips of this batch may still expand to
+    budget = [MAX_ZIP_BYTES]  # shared by the batch's zips
     for f in files or []:
         path = Path(f)
         if path.suffix.lower() != ".zip":
             sources.append(str(path))
             names.append(path.name)
             continue
-        try:
-            with zipfile.ZipFile(path) as zf:
-                _expand_zip(zf, path.name, max_bytes, budget, sources, names, rejected)
-        except zipfile.BadZipFile:
-            rejected.append(_error_row(path.name, "not a valid zip archive"))
-        except (RuntimeError, NotImplementedError, zlib.error, EOFError, OSError) as exc:  # its directory
-            rejected.append(_error_row(path.name, f"the zip archive could not be read ({str(exc) or type(exc).__name__})"))
+        found = read_zip(path, max_bytes, budget, room=MAX_BATCH_FILES - len(sources))
+        sources += found.data
+        names += found.names
+        rejected += [_error_row(name, problem) for name, problem in found.problems]
     if len(sources) > MAX_BATCH_FILES:
         raise ImageError(f"{len(sources)} images in one batch; the limit is {MAX_BATCH_FILES}")
     return sources, names, rejected
-
-
-def _os_clutter(name: str) -> bool:
-    """Files an operating system adds to archives on its own (macOS resource forks, Finder and
-    Explorer metadata): skipped without a word."""
-    base = name.rsplit("/", 1)[-1]
-    return name.startswith("__MACOSX/") or base.startswith("._") or base in (".DS_Store", "Thumbs.db", "desktop.ini")
-
-
-def _expand_zip(zf: zipfile.ZipFile, zip_name: str, max_bytes: int, budget: list[int], sources: list,
-                names: list, rejected: list) -> None:
-    images, others, too_big = [], [], []
-    for m in zf.infolist():
-        if m.is_dir() or _os_clutter(m.filename):
-            continue
-        if Path(m.filename).suffix.lower() not in IMAGE_SUFFIXES:
-            others.append(m.filename)
-        else:
-            (too_big if m.file_size > max_bytes else images).append(m)
-    if not images and not too_big:
-        contents = f"it holds {_listing(others)}" if others else "it is empty"
-        rejected.append(_error_row(zip_name, f"no images in the zip archive ({contents})"))
-        return
-    if others:
-        rejected.append(_error_row(zip_name, f"{_listing(others)} skipped: not images "
-                                   f"({', '.join(sorted(IMAGE_SUFFIXES))}; zips inside zips are not opened)"))
-    for m in too_big:  # said without reading them
-        rejected.append(_error_row(f"{zip_name}/{m.filename}",
-                                   f"file is {m.file_size / 1e6:.1f} MB; the limit is {max_bytes / 1e6:.0f} MB"))
-    if len(sources) + len(images) > MAX_BATCH_FILES:  # before reading any of them
-        raise ImageError(f"{len(sources) + len(images)} images in one batch; the limit is {MAX_BATCH_FILES}")
-    expands_to = sum(m.file_size for m in images)
-    if expands_to > budget[0]:
-        rejected.append(_error_row(zip_name, f"the batch's zips expand to more than {MAX_ZIP_BYTES / 1e6:.0f} MB "
-                                             f"of images; send fewer at a time"))
-        return
-    budget[0] -= expands_to
-    for m in images:
-        name = f"{zip_name}/{m.filename}"
-        try:
-            # zipfile reads no more than the size the archive declares, and checks the CRC.
-            with zf.open(m) as member:
-                data = member.read()
-        except (zipfile.BadZipFile, zlib.error, EOFError) as exc:  # damaged; the others are still read
-            rejected.append(_error_row(name, f"could not be read from the zip archive ({str(exc) or 'it is truncated'})"))
-            continue
-        except (RuntimeError, NotImplementedError) as exc:  # encrypted, an unsupported compression method
-            rejected.append(_error_row(name, f"could not be read from the zip archive: {exc}"))
-            continue
-        sources.append(data)
-        names.append(name)
-
-
-def _listing(names: list[str], shown: int = 3) -> str:
-    """'1 file (a.txt)' / '5 files (a, b, c, ...)'"""
-    listed = ", ".join(names[:shown]) + (", ..." if len(names) > shown else "")
-    return f"{len(names)} file{'s' if len(names) != 1 else ''} ({listed})"
 
 
 BATCH_COLUMNS = ["file", "label", "verdict", "p_fake", "confidence", "faces", "framing", "notes", "error"]

@@ -288,7 +288,7 @@ class Predictor:
         try:
             prepared = self.prepare(source, crop)
         except ImageError as exc:
-            return self._failed(name, str(exc))
+            return self.failed(name, str(exc))
         p = self.calibrate(self.raw_scores(prepared.inputs))
         pred = self._scored(name, p, prepared)
         pred.image = prepared.image
@@ -310,7 +310,7 @@ class Predictor:
             scores = iter(np.split(self.calibrate(self.raw_scores(np.concatenate([r.inputs for r in ready]))),
                                    np.cumsum([len(r.inputs) for r in ready])[:-1])) if ready else iter(())
             for (_, name), item in zip(chunk, prepared):
-                yield (self._failed(name, str(item)) if isinstance(item, ImageError)
+                yield (self.failed(name, str(item)) if isinstance(item, ImageError)
                        else self._scored(name, next(scores), item))
 
     def _scored(self, name: str | None, p: np.ndarray, prepared: Prepared) -> Prediction:
@@ -332,7 +332,8 @@ class Predictor:
         return Prediction(name, top.label, top.verdict, top.p_fake, top.confidence,
                           framing.kind in ("faces", "face_crop"), framing.kind, self.threshold, faces, notes)
 
-    def _failed(self, name: str | None, error: str) -> Prediction:
+    def failed(self, name: str | None, error: str) -> Prediction:
+        """The answer for an input that could not be scored: `error` says why."""
         return Prediction(name, None, None, None, None, None, None, self.threshold, error=error)
 
     def prepare_many(self, sources, crop: bool = True, degrade=None) -> list:

@@ -2,9 +2,11 @@
 
 Prints one JSON object per image or video on stdout (images: kind "image", file, label, p_fake,
 confidence, face_found, notes, error; videos (.mp4 .webm .mov .avi .mkv): kind "video" and the
-`VideoPrediction` keys); progress bars and one line per unreadable file go to stderr. Exit status
-0 when every file was scored, 1 when some could not be read, 2 when nothing could run (no model,
-no files, or no file readable).
+`VideoPrediction` keys). A zip archive is opened as the Batch tab opens it: a row per image inside
+("archive.zip/member.jpg"), and one with an error for each file it holds that is not scored.
+Progress bars and one line per unreadable file go to stderr. Exit status 0 when every file was
+scored, 1 when some could not be read, 2 when nothing could run (no model, no files, or no file
+readable).
 """
 
 from __future__ import annotations
@@ -25,6 +27,11 @@ def is_video(path: Path) -> bool:
     return path.suffix.lower() in VIDEO_SUFFIXES
 
 
+def kind_of(path: Path) -> str:
+    """How a file is read: "video", "zip" or "image"."""
+    return "video" if is_video(path) else "zip" if path.suffix.lower() == ".zip" else "image"
+
+
 def expand(paths: list[str]) -> list[Path]:
     """Files as given, folders walked recursively for image and video files, in a stable order."""
     out: list[Path] = []
@@ -40,7 +47,8 @@ def expand(paths: list[str]) -> list[Path]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m deepfake_detector.predict", description=__doc__.splitlines()[0])
-    parser.add_argument("paths", nargs="+", help="image or video files, or folders (searched recursively)")
+    parser.add_argument("paths", nargs="+", help="image, video or zip files, or folders (searched recursively "
+                                                 "for images and videos)")
     parser.add_argument("--model", help="bundle folder (default: what the app serves - Hub repo or bundled)")
     parser.add_argument("--no-crop", action="store_true", help="score whole images, no face crop")
     parser.add_argument("--batch-size", type=int, default=32)
@@ -53,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from tqdm import tqdm
 
+    from .archives import read_zip
     from .inference import Predictor
     from .served_model import load_served_predictor
     from .serving import ServingSettings
@@ -70,25 +79,38 @@ def main(argv: list[str] | None = None) -> int:
     if not files:
         print("error: no image or video files found in " + ", ".join(args.paths), file=sys.stderr)
         return 2
-    failed = 0
+    rows = failed = 0
     unit = "file" if any(is_video(f) for f in files) else "img"
     bar = tqdm(total=len(files), file=sys.stderr, unit=unit, disable=args.quiet, mininterval=0.5)
+
+    def images(sources, names=None):
+        return ({"kind": "image", **pred.to_dict()} for pred in
+                predictor.predict_many(sources, crop=not args.no_crop, batch_size=args.batch_size, names=names))
+
+    def zip_rows(path: Path):
+        found = read_zip(path, int(limits.max_upload_mb * 1e6))
+        bar.total += len(found.names) + len(found.problems) - 1  # a row each instead of the archive's one
+        yield from ({"kind": "image", **predictor.failed(name, problem).to_dict()} for name, problem in found.problems)
+        yield from images(found.data, found.names)
+
     # In the order given: runs of images are batched, videos are scored one by one.
-    for videos, group in itertools.groupby(files, key=is_video):
-        if videos:
+    for kind, group in itertools.groupby(files, key=kind_of):
+        if kind == "video":
             results = (_video(predictor, path, video_settings, not args.no_crop, args.quiet) for path in group)
+        elif kind == "zip":
+            results = itertools.chain.from_iterable(zip_rows(path) for path in group)
         else:
-            results = ({"kind": "image", **pred.to_dict()} for pred in
-                       predictor.predict_many(list(group), crop=not args.no_crop, batch_size=args.batch_size))
+            results = images(list(group))
         for row in results:
+            rows += 1
             if row["error"]:
                 failed += 1
                 tqdm.write(f"{row['file']}: {row['error']}", file=sys.stderr)
             print(json.dumps(row), flush=True)
             bar.update(1)
     bar.close()
-    if failed == len(files):
-        print(f"error: none of the {len(files)} file(s) could be read", file=sys.stderr)
+    if failed == rows:
+        print(f"error: none of the {rows} file(s) could be read", file=sys.stderr)
         return 2
     return 1 if failed else 0
 
