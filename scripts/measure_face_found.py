@@ -73,12 +73,12 @@ GROUP_SIDES = (60, 90, 120, 150)  # portrait side in a group picture, px of the 
 def group_pictures(paths: list[Path], n: int, rng: np.random.Generator) -> dict:
     """Found rate of faces in `n` group pictures of 12 same-sized portraits, by portrait size."""
     found, total, seconds = defaultdict(int), defaultdict(int), defaultdict(float)
+    cell_w, cell_h = (CANVAS[0] - 40) // 4, (CANVAS[1] - 40) // 3
     for k in range(n):
         side = GROUP_SIDES[k % len(GROUP_SIDES)]
         canvas, places = photo_background(rng), []
         for i in range(12):
             row, col = divmod(i, 4)
-            cell_w, cell_h = (CANVAS[0] - 40) // 4, (CANVAS[1] - 40) // 3
             x = 20 + col * cell_w + int(rng.integers(0, cell_w - side + 1))
             y = 20 + row * cell_h + int(rng.integers(0, cell_h - side + 1))
             rgb = load_image(paths[int(rng.integers(len(paths)))]).rgb

@@ -77,14 +77,17 @@ def score(folder: Path, originals: list[np.ndarray], swaps: list[np.ndarray]) ->
     predictor = Predictor(folder)
     p_real = np.array([predictor.predict(im).p_fake for im in originals])
     p_swap = np.array([predictor.predict(im).p_fake for im in swaps])
-    low, high = predictor.uncertain_band
     labels = np.r_[np.zeros(len(p_real)), np.ones(len(p_swap))]
+
+    def share(scores: np.ndarray, verdict: str) -> float:  # the served verdict: threshold and uncertain band
+        return round(float(np.mean([predictor.verdict_of(p) == verdict for p in scores])), 3)
+
     return {"model": str(folder), "pairs": len(p_swap),
             "roc_auc": round(float(roc_auc_score(labels, np.r_[p_real, p_swap])), 4),
-            "swaps_called_fake": round(float((p_swap >= high).mean()), 3),
-            "swaps_uncertain": round(float(((p_swap >= low) & (p_swap < high)).mean()), 3),
-            "swaps_called_real": round(float((p_swap < low).mean()), 3),
-            "originals_called_fake": round(float((p_real >= high).mean()), 3),
+            "swaps_called_fake": share(p_swap, "fake"),
+            "swaps_uncertain": share(p_swap, "uncertain"),
+            "swaps_called_real": share(p_swap, "real"),
+            "originals_called_fake": share(p_real, "fake"),
             "median_p_fake_swaps": round(float(np.median(p_swap)), 3),
             "median_p_fake_originals": round(float(np.median(p_real)), 3)}
 

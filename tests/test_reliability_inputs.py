@@ -60,10 +60,15 @@ def test_sixteen_bit_keeps_its_range(corpus_dir):
     assert rgb.dtype == np.uint8 and rgb.max() > 200 and rgb.min() < 10
 
 
+def _cli(*args) -> subprocess.CompletedProcess:
+    """The CLI as a user runs it, on this checkout's code, without progress bars."""
+    return subprocess.run([sys.executable, "-m", "deepfake_detector.predict", *map(str, args), "--quiet"],
+                          capture_output=True, text=True, timeout=300, cwd=ROOT,
+                          env={"PYTHONPATH": str(ROOT / "src"), "PATH": "/usr/bin:/bin"})
+
+
 def test_cli_reports_bad_files_and_keeps_going(bundle_dir, corpus_dir):
-    result = subprocess.run([sys.executable, "-m", "deepfake_detector.predict", str(corpus_dir), "--model",
-                             str(bundle_dir), "--quiet"], capture_output=True, text=True, timeout=300,
-                            cwd=ROOT, env={"PYTHONPATH": str(ROOT / "src"), "PATH": "/usr/bin:/bin"})
+    result = _cli(corpus_dir, "--model", bundle_dir)
     rows = [json.loads(line) for line in result.stdout.splitlines()]
     by_name = {r["file"].rsplit("/", 1)[-1]: r for r in rows}
     walked = {n for n in CORPUS if n.rsplit(".", 1)[-1] in ("jpg", "png", "gif", "tif")}
@@ -82,9 +87,7 @@ def test_cli_reports_bad_files_and_keeps_going(bundle_dir, corpus_dir):
 def test_cli_exits_2_when_no_file_could_be_read(bundle_dir, tmp_path):
     (tmp_path / "empty.jpg").write_bytes(b"")
     (tmp_path / "text.png").write_text("not an image")
-    result = subprocess.run([sys.executable, "-m", "deepfake_detector.predict", str(tmp_path), "--model",
-                             str(bundle_dir), "--quiet"], capture_output=True, text=True, timeout=300,
-                            cwd=ROOT, env={"PYTHONPATH": str(ROOT / "src"), "PATH": "/usr/bin:/bin"})
+    result = _cli(tmp_path, "--model", bundle_dir)
     assert result.returncode == 2
     assert "none of the 2 file(s) could be read" in result.stderr and "Traceback" not in result.stderr
     assert len(result.stdout.splitlines()) == 2  # each file still gets its JSON line with the reason
@@ -170,10 +173,7 @@ def test_cli_opens_zips_like_the_batch_tab(bundle_dir, tmp_path):
     good = CORPUS["grayscale.jpg"][0]
     archive = _zip(tmp_path / "photos.zip", {"a.jpg": good, "sub/b.png": CORPUS["rgba.png"][0], "notes.txt": b"x"})
     (tmp_path / "broken.zip").write_bytes(b"not a zip")
-    result = subprocess.run([sys.executable, "-m", "deepfake_detector.predict", str(archive),
-                             str(tmp_path / "broken.zip"), "--model", str(bundle_dir), "--quiet"],
-                            capture_output=True, text=True, timeout=300,
-                            cwd=ROOT, env={"PYTHONPATH": str(ROOT / "src"), "PATH": "/usr/bin:/bin"})
+    result = _cli(archive, tmp_path / "broken.zip", "--model", bundle_dir)
     rows = {r["file"]: r for r in map(json.loads, result.stdout.splitlines())}
     assert rows["photos.zip/a.jpg"]["label"] in ("real", "fake")
     assert rows["photos.zip/sub/b.png"]["label"] in ("real", "fake")

@@ -86,28 +86,29 @@ def test_gate_bounds_the_work_ahead_not_only_the_count():
     gate.shutdown()
 
 
+async def _admitted(gate: Gate, attempts: int, kind: str = "k") -> int:
+    """How many of `attempts` requests of `kind` arriving at once the gate lets in (each holds its
+    worker until all have arrived)."""
+    release = threading.Event()
+    tasks = [asyncio.create_task(gate.run(release.wait, 10, kind=kind)) for _ in range(attempts)]
+    await asyncio.sleep(0.05)
+    release.set()
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    return sum(not isinstance(r, Exception) for r in results)
+
+
 def test_gate_estimate_ignores_one_slow_request_but_follows_a_slowdown():
     """The work ahead comes from the lower median of recent durations: one slow request (a cold
     cache), even one of the first two, does not shorten the queue; a run of slow ones does."""
     gate = Gate(workers=1, queue_size=50, max_wait_s=1.0)
-    release = threading.Event()
-
-    async def admitted(attempts: int) -> int:
-        """How many of `attempts` requests of kind 'k' arriving at once are let in."""
-        tasks = [asyncio.create_task(gate.run(release.wait, 10, kind="k")) for _ in range(attempts)]
-        await asyncio.sleep(0.05)
-        release.set()
-        results = await asyncio.gather(*tasks, return_exceptions=True)
-        release.clear()
-        return sum(not isinstance(r, Exception) for r in results)
 
     async def scenario():
         await gate.run(time.sleep, 0.6, kind="k")  # the first request is slow (a cold cache),
         await gate.run(lambda: None, kind="k")  # the second is fast
-        wide = await admitted(30)
+        wide = await _admitted(gate, 30)
         for _ in range(3):
             await gate.run(time.sleep, 0.6, kind="k")
-        return wide, await admitted(30)
+        return wide, await _admitted(gate, 30)
 
     wide, narrow = asyncio.run(scenario())
     assert wide == 30  # one cold request did not cut the queue
@@ -118,7 +119,6 @@ def test_gate_estimate_ignores_one_slow_request_but_follows_a_slowdown():
 def test_gate_estimate_counts_answers_not_quick_refusals():
     """A run of bad uploads (refused at once) does not make the gate think requests are cheap."""
     gate = Gate(workers=1, queue_size=50, max_wait_s=1.0)
-    release = threading.Event()
 
     def refuse():
         raise gr.Error("the file is empty (0 bytes)")
@@ -128,11 +128,7 @@ def test_gate_estimate_counts_answers_not_quick_refusals():
         for _ in range(4):
             with pytest.raises(gr.Error):
                 await gate.run(refuse, kind="k")
-        tasks = [asyncio.create_task(gate.run(release.wait, 10, kind="k")) for _ in range(10)]
-        await asyncio.sleep(0.05)
-        release.set()
-        results = await asyncio.gather(*tasks, return_exceptions=True)
-        return sum(not isinstance(r, Exception) for r in results)
+        return await _admitted(gate, 10)
 
     assert asyncio.run(scenario()) <= 3  # still ~0.6 s each: at most ~1 s of work ahead
     gate.shutdown()

@@ -72,24 +72,28 @@ _HEIF_BRANDS = {b"heic": "HEIC", b"heix": "HEIC", b"heim": "HEIC", b"heis": "HEI
                 b"mif1": "HEIF", b"msf1": "HEIF", b"avif": "AVIF", b"avis": "AVIF"}
 
 
-def _video_container(head: bytes) -> str | None:
-    """The video container a file's first bytes announce (MP4/MOV, WebM/MKV, AVI), if any."""
-    if head[4:8] == b"ftyp" and head[8:12] not in _HEIF_BRANDS:
-        return "MOV" if head[8:10] == b"qt" else "MP4"
+def _media_container(head: bytes) -> tuple[str, str] | None:
+    """("image" or "video", format) for the media containers a file's first bytes announce: an ISO
+    base media file ('ftyp' box: HEIC/HEIF/AVIF stills, MP4/MOV videos), WebM/Matroska or AVI."""
+    if head[4:8] == b"ftyp":
+        brand = head[8:12]
+        if brand in _HEIF_BRANDS:
+            return "image", _HEIF_BRANDS[brand]
+        return "video", "MOV" if brand[:2] == b"qt" else "MP4"
     if head.startswith(b"\x1a\x45\xdf\xa3"):
-        return "WebM/Matroska"
+        return "video", "WebM/Matroska"
     if head[:4] == b"RIFF" and head[8:12] == b"AVI ":
-        return "AVI"
+        return "video", "AVI"
     return None
 
 
 def _describe_non_image(head: bytes) -> str:
-    if head[4:8] == b"ftyp" and head[8:12] in _HEIF_BRANDS:
-        return (f"this is a {_HEIF_BRANDS[head[8:12]]} image, a format this decoder does not read: "
-                "convert it to JPEG or PNG")
-    video = _video_container(head)
-    if video:
-        return f"this is a video ({video}), not an image: use the Video tab or the /predict_video endpoint"
+    container = _media_container(head)
+    if container:
+        kind, fmt = container
+        if kind == "image":
+            return f"this is a {fmt} image, a format this decoder does not read: convert it to JPEG or PNG"
+        return f"this is a video ({fmt}), not an image: use the Video tab or the /predict_video endpoint"
     if head.startswith(b"%PDF"):
         return "this is a PDF document, not an image"
     if head[:4] in (b"PK\x03\x04",):
@@ -221,8 +225,8 @@ def load_image(
     frames = getattr(im, "n_frames", 1)
     if frames > 1:
         im.seek(0)
-        kind = "multi-page image" if im.format == "TIFF" else "animated image"
-        notes.append(f"{kind}: scored the first of {frames} {'pages' if im.format == 'TIFF' else 'frames'}")
+        kind, unit = ("multi-page image", "pages") if im.format == "TIFF" else ("animated image", "frames")
+        notes.append(f"{kind}: scored the first of {frames} {unit}")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
