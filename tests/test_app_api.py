@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from gradio_client import Client, handle_file
 
-from app_server import running_app
+from app_server import predict_until_answered, running_app
 from deepfake_detector import ui
 
 
@@ -76,7 +76,10 @@ def test_model_info_endpoint(client, predictor):
 
 
 def test_fifty_concurrent_predictions(app, predictor, dataset):
-    """50 concurrent clients: no failures, and every answer equals the single-call answer."""
+    """50 concurrent clients: no failures, and every answer equals the single-call answer.
+
+    A caller told 'busy' (on a slow or crowded machine the gate's measured estimate can pass
+    `DEEPFAKE_MAX_WAIT_S`) tries again, as the message asks; any other error fails the test."""
     files = sorted((dataset / "Test").rglob("*.jpg"))[:10]
     expected = {f.name: predictor.predict(f).p_fake for f in files}
     url = app[0]
@@ -84,17 +87,18 @@ def test_fifty_concurrent_predictions(app, predictor, dataset):
     def one(i: int):
         f = files[i % len(files)]
         start = time.perf_counter()
-        result = Client(url, verbose=False).predict(handle_file(str(f)), True, False, api_name="/predict")[0]
-        return f.name, result["p_fake"], time.perf_counter() - start
+        answer, refusals = predict_until_answered(Client(url, verbose=False), handle_file(str(f)), True, False)
+        return f.name, answer[0]["p_fake"], time.perf_counter() - start, refusals
 
     with ThreadPoolExecutor(max_workers=50) as pool:
         results = list(pool.map(one, range(50), timeout=300))
     assert len(results) == 50
-    for name, p_fake, _ in results:
+    for name, p_fake, _, _ in results:
         assert p_fake == pytest.approx(expected[name], abs=1e-6)
     latencies = sorted(r[2] for r in results)
     p95 = latencies[int(0.95 * (len(latencies) - 1))]
-    print(f"\n50 concurrent /predict calls: p50 {statistics.median(latencies):.2f}s, p95 {p95:.2f}s")
+    print(f"\n50 concurrent /predict calls: p50 {statistics.median(latencies):.2f}s, p95 {p95:.2f}s, "
+          f"told 'busy' {sum(r[3] for r in results)} times")
 
 
 def test_server_log_has_no_traceback_after_bad_input(app, client, tmp_path):

@@ -18,11 +18,10 @@ import pytest
 from gradio_client import Client, handle_file
 from PIL import Image
 
-from app_server import running_app
+from app_server import BUSY, predict_until_answered, running_app
 from conftest import ROOT
 
 MODEL = ROOT / "models" / "default"
-BUSY = "The detector is busy"
 
 
 @pytest.fixture(scope="module")
@@ -77,15 +76,7 @@ def test_concurrent_identical_requests_get_whole_identical_files(app, local, tmp
 
     def call(client):
         start.wait()
-        deadline = time.time() + 60
-        while True:
-            try:
-                result = client.predict(handle_file(str(image)), True, True, api_name="/predict")
-                break
-            except Exception as exc:  # noqa: BLE001
-                if BUSY not in str(exc) or time.time() > deadline:
-                    raise
-                time.sleep(0.2)
+        result, _ = predict_until_answered(client, handle_file(str(image)), True, True, patience_s=60, pause_s=0.2)
         return result[0]["p_fake"], _fetch(url, result[3]), _fetch(url, result[5])
 
     with ThreadPoolExecutor(len(clients)) as pool:

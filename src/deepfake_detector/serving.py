@@ -148,8 +148,9 @@ class Gate:
     video) from the measured durations of the recent ones of that kind, so a queue of explanations
     (~0.25 s each) is cut shorter than a queue of plain detections (~0.015 s each). The estimate is
     the lower median of the last `RECENT` durations: a lasting slowdown shows after three requests,
-    and one slow request (a cold cache, a worker being replaced) does not turn a burst away, even
-    when it is one of the first two.
+    and one slow request (a cold cache, a worker being replaced) does not turn a burst away once
+    there are two. Until the first answer of a kind nothing is refused for time; after only one,
+    that one is the estimate, so on a slow or crowded machine a burst may be told 'busy' early.
     """
 
     RECENT = 5
