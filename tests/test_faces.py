@@ -163,6 +163,11 @@ def test_large_photo_boxes_match_the_unreduced_detection_and_crops_are_full_size
         assert np.shares_memory(region.rgb, rgb) and np.array_equal(region.rgb, rgb[y:y + s, x:x + s])
 
 
+TWELVE_MP_GROUP = [("hopper", 200, 300, 0.55, False), ("astronaut", 1100, 200, 1.2, True),
+                   ("hopper", 2300, 400, 0.6, True), ("astronaut", 3100, 250, 1.1, False),
+                   ("astronaut", 300, 1700, 1.15, False), ("hopper", 1400, 1800, 0.58, False),
+                   ("hopper", 2500, 1900, 0.55, True), ("astronaut", 3200, 1800, 1.2, True)]
+
 # Pictures of several people: (canvas width, height), then (portrait, x, y, scale, mirrored) per person.
 # The smallest faces are ~8% of the long side: the full-range model (192 px input) misses faces
 # under ~6% (about 11 px in its input), and boxes them less steadily just above that.
@@ -177,6 +182,8 @@ GROUPS = {
         ("hopper", 40, 60, 0.35, False), ("astronaut", 230, 40, 0.75, False), ("hopper", 560, 80, 0.32, True),
         ("astronaut", 700, 20, 0.7, True), ("astronaut", 30, 400, 0.72, True), ("hopper", 330, 430, 0.36, False),
         ("astronaut", 520, 380, 0.8, False), ("hopper", 820, 450, 0.33, True)]),
+    # Faces of ~110 px in a 12 MP photo: 27 px in the 1000-px copy the tiles used to stop at.
+    "a 12 MP group photo": ((4000, 3000), TWELVE_MP_GROUP),
 }
 
 
@@ -276,6 +283,7 @@ def test_a_picture_sized_box_less_sure_than_a_face_in_it_is_not_a_face_crop(monk
 
 
 def test_faces_found_in_tiles_are_not_swallowed_by_an_unsure_picture_sized_box(monkeypatch):
+    """...and the box, holding faces, is no face either."""
     from deepfake_detector import faces
 
     size, people = GROUPS["a group of eight small faces"]
@@ -286,4 +294,31 @@ def test_faces_found_in_tiles_are_not_swallowed_by_an_unsure_picture_sized_box(m
     real_detect = faces._detect
     monkeypatch.setattr(faces, "_detect", lambda *args: [false_box] + real_detect(*args))
     found = faces.detect_faces(np.asarray(canvas))
-    assert false_box in found and len(found) == len(people) + 1
+    assert false_box not in found and len(found) == len(people)
+
+
+def test_an_unsure_box_holding_a_much_smaller_face_is_not_a_face(monkeypatch):
+    """A false box on the scene (0.5-0.6, not picture-sized) around a small face found in tiles: the
+    face is kept and the box dropped; a sure face still swallows smaller boxes inside it."""
+    from deepfake_detector import faces
+
+    size, people = GROUPS["a 12 MP group photo"]
+    canvas = Image.new("RGB", size, (150, 160, 155))
+    for name, x, y, scale, mirror in people:
+        canvas.paste(hopper(scale, mirror, name), (x, y))
+    false_box = faces.Face((0, 100, 700, 700), 0.55, np.zeros((6, 2)))  # holds the first face (~110 px)
+    real_detect = faces._detect
+    monkeypatch.setattr(faces, "_detect", lambda *args: [false_box] + real_detect(*args))
+    found = faces.detect_faces(np.asarray(canvas))
+    assert false_box not in found and len(found) == len(people)
+    cx, cy, side = expected_box(*people[0][1:4])
+    assert any(abs(f.box[0] + f.box[2] / 2 - cx) < 0.2 * side for f in found)
+
+    sure = faces.Face((0, 0, 400, 400), 0.9, np.zeros((6, 2)))
+    inner = faces.Face((150, 150, 100, 100), 0.95, np.zeros((6, 2)))
+    assert faces._merge([sure], [inner], 0.3, sure_score=0.75) == [sure]
+    unsure = faces.Face((0, 0, 400, 400), 0.6, np.zeros((6, 2)))
+    assert faces._merge([unsure], [inner], 0.3, sure_score=0.75) == [unsure, inner]
+    assert faces._not_holding_faces([unsure, inner], 0.75) == [inner]
+    bigger = faces.Face((100, 100, 200, 200), 0.95, np.zeros((6, 2)))  # half its side: the same face
+    assert faces._merge([unsure], [bigger], 0.3, sure_score=0.75) == [unsure]

@@ -85,6 +85,11 @@ class FaceSettings:
     # this score (on pasted Validation faces of 60-150 px, 96% of the tile-found ones reach it)
     # and FaceMesh's confirmation (landmark_min_presence).
     tiles_min_score: float = 0.6
+    # The finest picture the tiles look at: the full-size picture if its long side is at most this,
+    # else its largest halving that is. A face needs ~50 px at a tile's level to be found: with
+    # tiles only up to twice detection_side, faces of ~100-200 px in a 12 MP group photo were
+    # found 34-80% of the time (scripts/measure_face_found.py --groups).
+    tiles_max_side: int = 2048
 
 
 @dataclass
@@ -305,18 +310,24 @@ def measure_landmarks(rgb: np.ndarray, faces: list[Face], settings: FaceSettings
         face.landmarks = points if presence >= settings.landmark_min_presence else None
 
 
-def reduced(rgb: np.ndarray, min_side: int) -> tuple[np.ndarray, int]:
-    """`rgb` halved while its long side stays at least `min_side`, and the factor it shrank by.
+def halvings(rgb: np.ndarray, min_side: int) -> list[tuple[np.ndarray, int]]:
+    """`rgb` and each halving of it while the long side stays at least `min_side`, with the factor
+    each shrank by: [(picture, factor)], full size first.
 
     An odd last row or column is dropped first so that every pass is OpenCV's fast exact 2x2
     mean; a reduced pixel (i, j) then covers full-size pixels factor * (i, j) onwards.
     """
-    factor = 1
+    levels = [(rgb, 1)]
     while max(rgb.shape[:2]) >= 2 * min_side and min(rgb.shape[:2]) >= 2:  # a thin strip keeps a pixel
         h, w = rgb.shape[0] // 2, rgb.shape[1] // 2
         rgb = cv2.resize(rgb[:2 * h, :2 * w], (w, h), interpolation=cv2.INTER_AREA)
-        factor *= 2
-    return rgb, factor
+        levels.append((rgb, 2 * levels[-1][1]))
+    return levels
+
+
+def reduced(rgb: np.ndarray, min_side: int) -> tuple[np.ndarray, int]:
+    """The last of `halvings`: `rgb` halved while its long side stays at least `min_side`."""
+    return halvings(rgb, min_side)[-1]
 
 
 def detect_faces(rgb: np.ndarray, settings: FaceSettings = FaceSettings()) -> list[Face]:
@@ -324,7 +335,8 @@ def detect_faces(rgb: np.ndarray, settings: FaceSettings = FaceSettings()) -> li
 
     Boxes and keypoints are in `rgb`'s pixels even though the detectors see a reduced copy.
     """
-    small, factor = reduced(rgb, settings.detection_side)
+    pyramid = halvings(rgb, settings.detection_side)
+    small, factor = pyramid[-1]
     faces = _detect(small, factor, settings)
     if not faces:
         # A tight face crop (forehead or chin cut off, as DFDC's are) gets no box from detectors
@@ -338,19 +350,23 @@ def detect_faces(rgb: np.ndarray, settings: FaceSettings = FaceSettings()) -> li
     large = settings.small_face_ratio * max(rgb.shape[:2])
     if settings.tiles and not (faces and all(f.side >= large and f.score >= settings.tiles_skip_score for f in faces)):
         # Faces this small are a few pixels wide in the whole-picture pass (group pictures, people
-        # further away): look again at overlapping tiles, at the detection size and at twice it.
+        # further away): look again at overlapping tiles, at the detection size and each doubling
+        # of it up to tiles_max_side (a 12 MP photo at 500, 1000 and 2000 px).
         # An unsure picture-sized box (the false box of a faceless texture) is set aside while tile
         # faces are checked for duplicates: it would otherwise swallow every face inside it.
         is_unsure = [f.score < settings.tiles_skip_score and _picture_sized(f, rgb.shape, settings) for f in faces]
         unsure = [f for f, u in zip(faces, is_unsure) if u]
         faces = [f for f, u in zip(faces, is_unsure) if not u]
-        levels = [(small, factor)] + ([reduced(rgb, 2 * settings.detection_side)] if factor > 1 else [])
-        for level, level_factor in levels:
-            found = _merge(faces, _detect_tiles(level, level_factor, rgb.shape, settings), settings.nms_iou)
+        levels = [(level, f) for level, f in reversed(pyramid) if f == factor or max(level.shape[:2]) <= settings.tiles_max_side]
+        found = [f for level, level_factor in levels for f in _detect_tiles(level, level_factor, rgb.shape, settings)]
+        # A face is often found at two levels: the surer look (usually the finer level's) frames it.
+        for face in sorted(found, key=lambda f: -f.score):
             # Many more looks mean more false boxes (a badge, a pattern): FaceMesh confirms each new
             # face (presence >= 0.5 for 99.4% of tile-found pasted Validation faces).
-            faces += [f for f in found[len(faces):] if _face_mesh()(rgb, f)[1] >= settings.landmark_min_presence]
-        faces += unsure
+            if (len(_merge(faces, [face], settings.nms_iou, sure_score=settings.tiles_skip_score)) > len(faces)
+                    and _face_mesh()(rgb, face)[1] >= settings.landmark_min_presence):
+                faces.append(face)
+        faces = _not_holding_faces(faces + unsure, settings.tiles_skip_score)
     return sorted(faces, key=lambda f: f.box[2] * f.box[3], reverse=True)
 
 
@@ -404,24 +420,41 @@ def _shifted(face: Face, dx: int, dy: int, image_shape: tuple[int, ...]) -> Face
     return Face((x0, y0, x1 - x0, y1 - y0), face.score, face.keypoints + [dx, dy])
 
 
-def _merge(first: list[Face], second: list[Face], iou_threshold: float) -> list[Face]:
+def _merge(first: list[Face], second: list[Face], iou_threshold: float, sure_score: float = 0.0) -> list[Face]:
     """Faces of `first`, plus those of `second` that are none of them.
 
     The two models box one face at different sizes (a loose short-range box around a tight
     full-range one can overlap it by IoU < 0.3), so a face whose centre lies inside a kept box,
-    or that holds a kept box's centre, is the same face too.
+    or that holds a kept box's centre, is the same face too; unless it is at most a third of the
+    side of a kept box that scored under `sure_score`: then that box is not this face (see
+    `_not_holding_faces`).
     """
     if not first:
         return second
     kept = np.stack([f.corners for f in first])
     kept_centres = (kept[:, :2] + kept[:, 2:]) / 2
+    kept_sides = np.array([f.side for f in first])
+    kept_unsure = np.array([f.score < sure_score for f in first])
     out = list(first)
     for f in second:
         box = f.corners
-        if (_iou(box, kept).max() < iou_threshold and not _holds(kept, (box[:2] + box[2:]) / 2).any()
-                and not _holds(box, kept_centres).any()):
+        apart = kept_unsure & (kept_sides >= 3 * f.side)
+        inside = _holds(kept, (box[:2] + box[2:]) / 2) | _holds(box, kept_centres)
+        if _iou(box, kept).max() < iou_threshold and not (inside & ~apart).any():
             out.append(f)
     return out
+
+
+def _not_holding_faces(faces: list[Face], sure_score: float) -> list[Face]:
+    """`faces` less each box under `sure_score` that holds a surer face at most a third its side:
+    faces do not hold faces, so it is a false box on the scene around one (group pictures get
+    such boxes at 0.5-0.6, ~5x a face's side)."""
+    def holds_a_face(box: Face) -> bool:
+        return box.score < sure_score and any(
+            f.score > box.score and 3 * f.side <= box.side
+            and _holds(box.corners, (f.corners[:2] + f.corners[2:]) / 2) for f in faces)
+
+    return [f for f in faces if not holds_a_face(f)]
 
 
 def _holds(boxes: np.ndarray, points: np.ndarray) -> np.ndarray:
