@@ -140,6 +140,23 @@ def face(box, p=0.5):
     return FaceResult(1, list(box), list(box), p, "real", "real", 0.5)
 
 
+def test_frames_search_faces_up_to_the_video_tile_side(predictor, tmp_path):
+    """A 1080p frame's face search stops at VideoSettings.tiles_max_side (half the frame): faces of
+    ~50 px are left to a finer search, which the same setting turns on."""
+    frame = background(1920, 1080, seed=3)
+    face = hopper(0.25)  # face box ~50 px
+    for i, x in enumerate(range(100, 1800, 220)):
+        y = 300 + 150 * (i % 2)
+        frame[y:y + face.shape[0], x:x + face.shape[1]] = face
+    clip = write_clip(tmp_path / "group.mp4", [frame] * 4, fps=2)
+
+    def faces_found(settings: VideoSettings) -> list[int]:
+        return [len(f["faces"]) for f in predict_video(predictor, clip, settings).to_dict()["frames"]]
+
+    coarse, fine = faces_found(VideoSettings(max_frames=2)), faces_found(VideoSettings(max_frames=2, tiles_max_side=2048))
+    assert len(coarse) == len(fine) == 2 and all(c < f for c, f in zip(coarse, fine)), (coarse, fine)
+
+
 def test_main_face_is_followed_not_the_largest():
     big, small = face((0, 0, 100, 100)), face((400, 0, 60, 60))
     assert main_face([big, small], None) is big  # first frame: the largest

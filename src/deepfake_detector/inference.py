@@ -259,7 +259,7 @@ class Predictor:
     def calibrate(self, raw: np.ndarray) -> np.ndarray:
         return calibrated(raw, self.cal_a, self.cal_b)
 
-    def prepare(self, source, crop: bool = True, degrade=None) -> Prepared:
+    def prepare(self, source, crop: bool = True, degrade=None, faces: FaceSettings | None = None) -> Prepared:
         """Decode + find and frame faces + resize: the exact inputs the model sees, plus notes.
 
         `degrade` (rgb -> rgb) alters the decoded image first; evaluation uses it for robustness.
@@ -268,7 +268,7 @@ class Predictor:
                             max_bytes=int(self.limits.max_upload_mb * 1e6))
         if degrade is not None:
             loaded.rgb = degrade(loaded.rgb)
-        framing = frame_faces(loaded.rgb, enabled=crop, settings=self.face_settings)
+        framing = frame_faces(loaded.rgb, enabled=crop, settings=faces or self.face_settings)
         inputs = np.stack([resize_square(r.rgb, self.image_size) for r in framing.regions])
         notes = loaded.notes + framing.notes() + input_notes(loaded, framing, self.image_size)
         return Prepared(loaded.rgb, inputs, framing, notes)
@@ -280,12 +280,14 @@ class Predictor:
         return "fake" if p_fake >= self.threshold else "real"
 
     # -- one image -----------------------------------------------------------------------------
-    def predict(self, source, crop: bool = True, explain: bool = False, name: str | None = None) -> Prediction:
-        """Score every face of one image. Bad input becomes `Prediction.error`, never an exception."""
+    def predict(self, source, crop: bool = True, explain: bool = False, name: str | None = None,
+                faces: FaceSettings | None = None) -> Prediction:
+        """Score every face of one image. Bad input becomes `Prediction.error`, never an exception.
+        `faces`: how faces are found and framed, if not as for every picture (`face_settings`)."""
         if name is None:
             name = str(source) if isinstance(source, (str, Path)) else None
         try:
-            prepared = self.prepare(source, crop)
+            prepared = self.prepare(source, crop, faces=faces)
         except ImageError as exc:
             return self.failed(name, str(exc))
         p = self.calibrate(self.raw_scores(prepared.inputs))
