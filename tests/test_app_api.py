@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import csv
+import json
 import statistics
 import time
+import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -99,6 +101,26 @@ def test_fifty_concurrent_predictions(app, predictor, dataset):
     p95 = latencies[int(0.95 * (len(latencies) - 1))]
     print(f"\n50 concurrent /predict calls: p50 {statistics.median(latencies):.2f}s, p95 {p95:.2f}s, "
           f"told 'busy' {sum(r[3] for r in results)} times")
+
+
+def _raw_call(url: str, endpoint: str, data: list) -> str:
+    """One call through Gradio's plain HTTP API, as curl would make it: the event stream's text."""
+    request = urllib.request.Request(f"{url}gradio_api/call/{endpoint}", json.dumps({"data": data}).encode(),
+                                     {"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        event_id = json.load(response)["event_id"]
+    with urllib.request.urlopen(f"{url}gradio_api/call/{endpoint}/{event_id}", timeout=60) as response:
+        return response.read().decode()
+
+
+def test_predict_reads_only_files_the_server_received(app, dataset, tmp_path):
+    """A raw call naming a path on the server (no FileData marker, so Gradio does not check it) is
+    refused: the file is neither read nor sent back."""
+    secret = tmp_path / "private.jpg"  # outside Gradio's upload folder
+    secret.write_bytes(sorted((dataset / "Test" / "Real").glob("*.jpg"))[0].read_bytes())
+    for path in (str(secret), "/etc/passwd"):
+        events = _raw_call(app[0], "predict", [{"path": path}, True, False])
+        assert "event: error" in events and "a path on the server is not read" in events, events
 
 
 def test_server_log_has_no_traceback_after_bad_input(app, client, tmp_path):

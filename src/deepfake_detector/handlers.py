@@ -185,8 +185,8 @@ def raw_detect(fn):
 
     Gradio runs each component's processing on a thread of its own: 9 hand-offs per request, each
     waiting for the interpreter lock behind the workers, plus a pandas table for the face list. Here it
-    is a fraction of a millisecond on the worker thread. Uploads are still checked by Gradio (only
-    files it received may be read) before this runs.
+    is a fraction of a millisecond on the worker thread. The app checks that the path is a file it
+    received before this runs (`ui.received_upload`): without preprocessing, Gradio does not always.
     """
     @functools.wraps(fn)
     def wrapper(image, crop_face=True, explain=False):

@@ -15,7 +15,7 @@ from pathlib import Path
 import gradio as gr
 
 from .bundle import examples as bundle_examples
-from .errors import DetectorError, VideoError
+from .errors import DetectorError, ImageError, VideoError
 # The handlers' work lives in handlers.py (no Gradio: the worker processes import it); re-exported.
 from .handlers import (BATCH_COLUMNS, FACE_COLUMNS, HEATMAP_LEGEND, MAX_BATCH_FILES, MAX_ZIP_BYTES,  # noqa: F401
                        VERDICT_COLOURS, annotate_faces, detect, detect_batch, face_rows, overlay_heatmap, raw_detect,
@@ -149,6 +149,19 @@ def evaluation_markdown(predictor: Predictor) -> str:
 
 
 
+def received_upload(image) -> str | None:
+    """The path of the image a /predict caller sent, if it is a file this server received (Gradio's
+    upload folder, where uploads, cached examples and result files live). /predict skips Gradio's
+    preprocessing, and Gradio checks a path on its own only when the client marks it as a file
+    ({"meta": {"_type": "gradio.FileData"}}, as gradio_client does): without the check, a raw call
+    naming any path on the server would have that file read and, if an image, returned boxed."""
+    path = upload_path(image)
+    if path is not None and not gr.utils.is_in_or_equal(path, gr.utils.get_upload_folder()):
+        raise ImageError("the image must be uploaded with the request (gradio_client: handle_file(path)); "
+                         "a path on the server is not read")
+    return path
+
+
 # -- layout --------------------------------------------------------------------------------------
 def _detect_kind(image=None, crop_face=True, explain=False, *_, **__) -> str:
     """For the gate's cost estimate: an explanation costs ~15x a plain detection."""
@@ -169,7 +182,10 @@ def build_demo(predictor: Predictor, settings: ServingSettings | None = None,
     if pool is None:
         detect_files = as_files(results, {3: "faces.jpg", 5: "explanation.jpg"})(functools.partial(detect, predictor))
         detect_work = detect_files
-        predict_work = raw_detect(detect_files)
+        raw_work = raw_detect(detect_files)
+
+        def predict_work(image, crop_face=True, explain=False):
+            return raw_work(received_upload(image), crop_face, explain)
         batch_work = functools.partial(detect_batch, predictor, results=results)
     else:  # the same functions (handlers.worker_handlers), run by a worker process
         def on_worker(name, *args):
@@ -183,7 +199,7 @@ def build_demo(predictor: Predictor, settings: ServingSettings | None = None,
 
         def predict_work(image, crop_face=True, explain=False):
             # Only the upload's path crosses to the worker (Gradio checked it is an upload).
-            return on_worker("predict", upload_path(image), crop_face, explain)
+            return on_worker("predict", received_upload(image), crop_face, explain)
 
         def batch_work(files, crop_face=True):
             return on_worker("batch", files, crop_face)
