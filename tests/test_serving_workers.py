@@ -102,6 +102,20 @@ def test_killed_worker_is_replaced_and_its_request_told_so(light_pool):
     assert not _wait_gone([idle, victim], timeout=5)  # reaped, no zombies
 
 
+def test_worker_busy_past_its_time_limit_is_stopped_and_replaced(light_pool):
+    """A request that keeps a worker busy (an input that makes a decoder spin) is stopped after its
+    time limit: the caller is told so, the worker process is gone, its replacement answers."""
+    before = light_pool.pids()
+    t0 = time.perf_counter()
+    with pytest.raises(WorkerError, match="took over 1 s and was stopped"):
+        light_pool.call("sleep", 60, time_limit_s=1.0)
+    assert time.perf_counter() - t0 < 10
+    stopped = set(before) - set(light_pool.pids())
+    assert len(stopped) == 1 and light_pool.restarts == 1 and not _wait_gone(stopped, timeout=5)
+    assert len({light_pool.call("pid", time_limit_s=30) for _ in range(6)}) == 2  # both serve again
+    assert light_pool.call("sleep", 0.2, time_limit_s=5) in light_pool.pids()  # within the limit: answered
+
+
 def test_wait_ready_says_which_worker_could_not_load_and_why(monkeypatch):
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]))
     pool = WorkerPool(1, "worker_helpers:broken_handlers")
@@ -205,3 +219,5 @@ def test_worker_settings_from_environment():
     assert (s.processes, s.worker_nice) == (False, 19)
     default = ServingSettings.from_env({})
     assert default.processes and default.worker_nice == 10
+    assert default.time_limits() == {"detect": 120.0, "predict": 120.0, "batch": 1200.0}
+    assert ServingSettings.from_env({"DEEPFAKE_TIME_LIMIT_S": "30"}).time_limits()["batch"] == 300.0

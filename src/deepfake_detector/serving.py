@@ -105,6 +105,17 @@ class ServingSettings:
     max_megapixels: float = 40.0  # [DEEPFAKE_MAX_MEGAPIXELS], enforced by imaging.py before decoding
     max_video_mb: float = 200.0  # [DEEPFAKE_MAX_VIDEO_MB], enforced by video.py
     max_video_seconds: float = 600.0  # [DEEPFAKE_MAX_VIDEO_SECONDS], enforced by video.py
+    # A worker process still busy with one image after this long is stopped and replaced, and the
+    # caller told so [DEEPFAKE_TIME_LIMIT_S]: an input that makes a decoder or detector spin must not
+    # hold a worker for good. A 40 MP photo takes ~2 s here. A batch (up to 200 images) gets
+    # BATCH_TIME_FACTOR times as long.
+    time_limit_s: float = 120.0
+    BATCH_TIME_FACTOR = 10
+
+    def time_limits(self) -> dict[str, float]:
+        """Seconds a worker may spend on one request, by handler name (see `worker_handlers`)."""
+        return {"detect": self.time_limit_s, "predict": self.time_limit_s,
+                "batch": self.time_limit_s * self.BATCH_TIME_FACTOR}
 
     def input_limits(self) -> InputLimits:
         return InputLimits(self.max_upload_mb, self.max_megapixels, self.max_video_mb, self.max_video_seconds)
@@ -137,7 +148,8 @@ class ServingSettings:
                    max_upload_mb=number("DEEPFAKE_MAX_UPLOAD_MB", cls.max_upload_mb, 0.01, float),
                    max_megapixels=number("DEEPFAKE_MAX_MEGAPIXELS", cls.max_megapixels, 0.01, float),
                    max_video_mb=number("DEEPFAKE_MAX_VIDEO_MB", cls.max_video_mb, 0.01, float),
-                   max_video_seconds=number("DEEPFAKE_MAX_VIDEO_SECONDS", cls.max_video_seconds, 1.0, float))
+                   max_video_seconds=number("DEEPFAKE_MAX_VIDEO_SECONDS", cls.max_video_seconds, 1.0, float),
+                   time_limit_s=number("DEEPFAKE_TIME_LIMIT_S", cls.time_limit_s, 1.0, float))
 
 
 class Gate:
@@ -249,6 +261,8 @@ class Gate:
 WORKER_DIED = ("the detector's worker process stopped while working on this request (it is being "
                "restarted); try again in a few seconds")
 WORKER_FAILED = "internal error while processing this request; it has been logged"
+WORKER_TIMED_OUT = ("this request took over {seconds:.0f} s and was stopped (the detector's worker process "
+                    "is being restarted); a smaller image or batch may go through")
 
 
 class WorkerError(Exception):
@@ -352,7 +366,9 @@ class WorkerPool:
             raise _LoadFailed(value)
         worker.ready = True
 
-    def call(self, name: str, *args, **kwargs):
+    def call(self, name: str, *args, time_limit_s: float | None = None, **kwargs):
+        """`name`(*args, **kwargs) on a free worker. One still busy after `time_limit_s` is stopped
+        and replaced, and the call raises a `WorkerError` saying so."""
         if self._closed:
             raise WorkerError("the server is shutting down")
         worker = self._free.get()
@@ -370,6 +386,11 @@ class WorkerPool:
                         if attempt or self._closed:
                             raise
                         worker = self._replace(worker, exc)
+                if time_limit_s is not None and not worker.conn.poll(time_limit_s):
+                    log.error("worker process %d (pid %d) spent over %.0f s on a %r request: stopping it",
+                              worker.index, worker.proc.pid, time_limit_s, name)
+                    worker = self._replace(worker, TimeoutError(f"over {time_limit_s:.0f} s"))
+                    raise WorkerError(WORKER_TIMED_OUT.format(seconds=time_limit_s))
                 status, value = worker.conn.recv()
             except (EOFError, OSError, _LoadFailed) as exc:
                 if self._closed:

@@ -186,13 +186,16 @@ def build_demo(predictor: Predictor, settings: ServingSettings | None = None,
 
         def predict_work(image, crop_face=True, explain=False):
             return raw_work(received_upload(image), crop_face, explain)
+
         batch_work = functools.partial(detect_batch, predictor, results=results)
     else:  # the same functions (handlers.worker_handlers), run by a worker process
+        time_limits = settings.time_limits()
+
         def on_worker(name, *args):
             # The workers write result folders where `results` lives but never sweep them: this
             # process does, at most every TTL/4, on a thread of its own.
             results.maybe_prune()
-            return pool.call(name, *args)
+            return pool.call(name, *args, time_limit_s=time_limits[name])
 
         def detect_work(image, crop_face=True, explain=False):
             return on_worker("detect", image, crop_face, explain)
