@@ -153,8 +153,9 @@ def main() -> None:
         report["groups"][key] = {"images": c["images"], **{f"found_{w}": r for w, r in rates.items()}}
         print(f"{key:18s} {c['images']:6d}  {rates['crop']:11.2%}  {rates['in_photo']:8.2%}")
     for size, g in group.items():
+        share = lambda rate: "none drawn" if rate is None else f"{rate:.1%}"  # noqa: E731
         print(f"group pictures {size} portraits: {g['found']:.1%} of {g['faces']} faces found; whole heads "
-              f"{g['found_whole_heads']:.1%}, DFDC tight crops {g['found_dfdc_tight_crops']:.1%} "
+              f"{share(g['found_whole_heads'])}, DFDC tight crops {share(g['found_dfdc_tight_crops'])} "
               f"({g['ms_per_picture']:.0f} ms a picture)")
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(report, indent=2) + "\n")

@@ -319,6 +319,13 @@ def test_an_unsure_box_holding_a_much_smaller_face_is_not_a_face(monkeypatch):
     assert faces._merge([sure], [inner], 0.3, sure_score=0.75) == [sure]
     unsure = faces.Face((0, 0, 400, 400), 0.6, np.zeros((6, 2)))
     assert faces._merge([unsure], [inner], 0.3, sure_score=0.75) == [unsure, inner]
-    assert faces._not_holding_faces([unsure, inner], 0.75) == [inner]
+    blank = np.full((400, 400, 3), 128, np.uint8)
+    assert faces._not_holding_faces(blank, [unsure, inner], FaceSettings()) == [inner]
+    # Unless FaceMesh sees a face in the large box: then it stays (the small one may be part of it).
+    portrait = np.asarray(hopper().resize((400, 469)))[:400]
+    real_face = faces.Face((130, 112, 154, 154), 0.6, np.array([[176, 174], [238, 174], [207, 200], [207, 230],
+                                                                [140, 180], [275, 180]], float))
+    eye = faces.Face((155, 150, 45, 45), 0.9, np.zeros((6, 2)))
+    assert faces._not_holding_faces(portrait, [real_face, eye], FaceSettings()) == [real_face, eye]
     bigger = faces.Face((100, 100, 200, 200), 0.95, np.zeros((6, 2)))  # half its side: the same face
     assert faces._merge([unsure], [bigger], 0.3, sure_score=0.75) == [unsure]

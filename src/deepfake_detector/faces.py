@@ -366,7 +366,7 @@ def detect_faces(rgb: np.ndarray, settings: FaceSettings = FaceSettings()) -> li
             if (len(_merge(faces, [face], settings.nms_iou, sure_score=settings.tiles_skip_score)) > len(faces)
                     and _face_mesh()(rgb, face)[1] >= settings.landmark_min_presence):
                 faces.append(face)
-        faces = _not_holding_faces(faces + unsure, settings.tiles_skip_score)
+        faces = _not_holding_faces(rgb, faces + unsure, settings)
     return sorted(faces, key=lambda f: f.box[2] * f.box[3], reverse=True)
 
 
@@ -445,16 +445,18 @@ def _merge(first: list[Face], second: list[Face], iou_threshold: float, sure_sco
     return out
 
 
-def _not_holding_faces(faces: list[Face], sure_score: float) -> list[Face]:
-    """`faces` less each box under `sure_score` that holds a surer face at most a third its side:
-    faces do not hold faces, so it is a false box on the scene around one (group pictures get
-    such boxes at 0.5-0.6, ~5x a face's side)."""
-    def holds_a_face(box: Face) -> bool:
-        return box.score < sure_score and any(
-            f.score > box.score and 3 * f.side <= box.side
-            and _holds(box.corners, (f.corners[:2] + f.corners[2:]) / 2) for f in faces)
+def _not_holding_faces(rgb: np.ndarray, faces: list[Face], settings: FaceSettings) -> list[Face]:
+    """`faces` less each box under `tiles_skip_score` that holds a surer face at most a third its
+    side: faces do not hold faces, so it is a false box on the scene around one (group pictures get
+    such boxes at 0.5-0.6, ~5x a face's side). Unless FaceMesh sees a face in it: then the small
+    box inside is the doubtful one (part of a large face, such as an eye, boxed by a tile)."""
+    def false_box(box: Face) -> bool:
+        return (box.score < settings.tiles_skip_score and any(
+                    f.score > box.score and 3 * f.side <= box.side
+                    and _holds(box.corners, (f.corners[:2] + f.corners[2:]) / 2) for f in faces)
+                and _face_mesh()(rgb, box)[1] < settings.landmark_min_presence)
 
-    return [f for f in faces if not holds_a_face(f)]
+    return [f for f in faces if not false_box(f)]
 
 
 def _holds(boxes: np.ndarray, points: np.ndarray) -> np.ndarray:

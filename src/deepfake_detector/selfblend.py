@@ -19,7 +19,7 @@ from PIL import Image, ImageDraw, ImageFilter
 
 # Part of the name of cached outlines (data.find_hulls): bump it when face_hull's output changes
 # (the face search or landmarks behind it), so no cache made by the old code is read.
-HULL_VERSION = 2
+HULL_VERSION = 3
 HULL_POINTS = 64  # fixed length of a stored hull (NaN-padded); FaceMesh hulls have ~30-45 vertices
 BLEND_RATIOS = (0.25, 0.5, 0.75, 1.0, 1.0, 1.0)  # the paper's mix: mostly a full paste
 

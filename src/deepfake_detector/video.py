@@ -63,10 +63,10 @@ class VideoSettings:
     max_mb: float = MAX_VIDEO_MB  # larger files are refused
     top_fraction: float = 0.25  # clip P(fake) = mean of this top fraction of frame scores
     # Frames' face search looks at tiles up to this side (FaceSettings.tiles_max_side; pictures: 2048):
-    # the full frame up to 720p, half of 1080p and a quarter of 4K. A clip is judged on its main
-    # face, and the full 1080p frame would make a frame with a mid-sized face (~250 px) ~3x slower
-    # to score (61 -> 169 ms) for the sake of faces under ~100 px in the background.
-    tiles_max_side: int = 1280
+    # the full frame below 1536 px (720p, 1366x768, 1440x1080), half of 1080p, a quarter of 4K. A
+    # clip is judged on its main face, and the full 1080p frame would make a frame with a mid-sized
+    # face (~250 px) ~3x slower to score (61 -> 169 ms) for the sake of faces under ~100 px.
+    tiles_max_side: int = 1536
 
     def __post_init__(self):
         if not (math.isfinite(self.fps) and FPS_RANGE[0] <= self.fps <= FPS_RANGE[1]):
