@@ -6,6 +6,7 @@ import csv
 import json
 import statistics
 import time
+import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
@@ -118,9 +119,18 @@ def test_predict_reads_only_files_the_server_received(app, dataset, tmp_path):
     refused: the file is neither read nor sent back."""
     secret = tmp_path / "private.jpg"  # outside Gradio's upload folder
     secret.write_bytes(sorted((dataset / "Test" / "Real").glob("*.jpg"))[0].read_bytes())
-    for path in (str(secret), "/etc/passwd"):
-        events = _raw_call(app[0], "predict", [{"path": path}, True, False])
-        assert "event: error" in events and "a path on the server is not read" in events, events
+    for endpoint in ("predict", "detect_work"):  # detect_work: the examples' event, callable too
+        for path in (str(secret), "/etc/passwd", "x\u0000.jpg"):
+            events = _raw_call(app[0], endpoint, [{"path": path}, True, False])
+            assert "event: error" in events and "a path on the server is not read" in events, (endpoint, events)
+    assert "Traceback" not in app[1].read_text()
+
+
+def test_model_files_are_not_served(app, bundle_dir):
+    for name in ("model.tflite", "manifest.json"):
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(f"{app[0]}gradio_api/file={bundle_dir / name}", timeout=10)
+        assert refused.value.code in (403, 404)
 
 
 def test_server_log_has_no_traceback_after_bad_input(app, client, tmp_path):

@@ -42,6 +42,21 @@ def test_upload_shows_label_with_percentage(page, dataset, tmp_path):
     assert (tmp_path / "detect.png").stat().st_size > 10_000
 
 
+def test_example_click_then_detect(page):
+    """An example is scored on click, and "Detect" on it then goes through /predict, whose path
+    check must accept the server's cached copy of the example."""
+    page.reload()
+    page.get_by_role("tab", name="Detect").click()
+    page.get_by_text(re.compile(r"^(Real photo|Manipulated) \(")).first.click()
+    verdict = page.get_by_text(re.compile(r"(Fake|Real) — \d+% confident|Uncertain — the model cannot tell"))
+    expect(verdict).to_be_visible(timeout=30_000)
+    page.get_by_role("button", name="Detect", exact=True).click()
+    expect(verdict).to_be_visible(timeout=30_000)
+    page.wait_for_timeout(1000)
+    assert "path on the server" not in page.content()
+    expect(verdict).to_be_visible()
+
+
 def test_bad_upload_shows_friendly_error(page, tmp_path):
     bad = tmp_path / "notes.png"
     bad.write_text("not an image at all\n" * 20)

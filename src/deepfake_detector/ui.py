@@ -31,12 +31,29 @@ from .video import (CLIP_RULE, FPS_RANGE, MAX_FRAMES_LIMIT, VideoPrediction, Vid
 log = logging.getLogger(__name__)
 
 
+NOT_RECEIVED = ("the image must be uploaded with the request (gradio_client: handle_file(path)); "
+                "a path on the server is not read")
+
+
+def was_received(path) -> bool:
+    """Whether `path` lies in Gradio's upload folder: uploads, cached examples and result files."""
+    try:
+        return gr.utils.is_in_or_equal(path, gr.utils.get_upload_folder())
+    except (ValueError, OSError):  # a NUL byte, a name too long: not a file we wrote
+        return False
+
+
 class SafeImage(gr.Image):
-    """gr.Image that hands undecodable uploads to our loader (which explains them) instead of failing."""
+    """gr.Image that hands undecodable uploads to our loader (which explains them) instead of failing,
+    and reads only files the server received: Gradio checks a path on its own only when the client
+    marks it as a file ({"meta": {"_type": "gradio.FileData"}}, as gradio_client does)."""
 
     is_template = True  # render with the built-in Image front end
 
     def preprocess(self, payload):
+        path = getattr(payload, "path", None)
+        if path and not was_received(path):
+            raise gr.Error(NOT_RECEIVED, print_exception=False)
         try:
             return super().preprocess(payload)
         except Exception:  # noqa: BLE001 - Gradio's PIL decode failed; our loader says why
@@ -150,15 +167,12 @@ def evaluation_markdown(predictor: Predictor) -> str:
 
 
 def received_upload(image) -> str | None:
-    """The path of the image a /predict caller sent, if it is a file this server received (Gradio's
-    upload folder, where uploads, cached examples and result files live). /predict skips Gradio's
-    preprocessing, and Gradio checks a path on its own only when the client marks it as a file
-    ({"meta": {"_type": "gradio.FileData"}}, as gradio_client does): without the check, a raw call
-    naming any path on the server would have that file read and, if an image, returned boxed."""
+    """The path of the image a /predict caller sent, if it is a file this server received. /predict
+    skips Gradio's preprocessing (see `SafeImage`): without the check, a raw call naming any path on
+    the server would have that file read and, if an image, returned boxed."""
     path = upload_path(image)
-    if path is not None and not gr.utils.is_in_or_equal(path, gr.utils.get_upload_folder()):
-        raise ImageError("the image must be uploaded with the request (gradio_client: handle_file(path)); "
-                         "a path on the server is not read")
+    if path is not None and not was_received(path):
+        raise ImageError(NOT_RECEIVED)
     return path
 
 
@@ -370,7 +384,8 @@ def launch(env) -> int:
     log.info("serving %s on http://%s:%d (%s)", predictor.source, host, port, settings)
     upload_mb = max(settings.max_upload_mb, settings.max_video_mb)  # imaging.py holds photos to theirs
     demo.launch(server_name=host, server_port=port, max_file_size=f"{upload_mb:.0f}mb",
-                allowed_paths=[str(predictor.folder)], ssr_mode=False, max_threads=settings.server_threads,
+                # Only what the page shows; the model files are not served.
+                allowed_paths=[str(predictor.folder / "examples"), str(predictor.folder / "plots")], ssr_mode=False, max_threads=settings.server_threads,
                 state_session_capacity=settings.max_sessions, enable_monitoring=False, prevent_thread_lock=True)
     skip_gradio_login_check(demo.app)  # on the app that launch built; then serve until interrupted
     # Everything built so far (libraries, model, UI) lives as long as the server: keep it out of the
