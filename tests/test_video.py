@@ -250,6 +250,34 @@ def test_bad_video_one_clear_message(predictor, tmp_path, kind, message):
     assert message in str(err.value)
 
 
+def test_frames_over_the_megapixel_limit_are_refused_before_decoding(bundle_dir, clips, monkeypatch):
+    from dataclasses import replace
+
+    from deepfake_detector.imaging import DEFAULT_LIMITS
+    from deepfake_detector.inference import Predictor
+
+    strict = Predictor(bundle_dir, limits=replace(DEFAULT_LIMITS, max_megapixels=0.1))  # clips: 480x360
+    decoded = []
+    real_read = cv2.VideoCapture.read
+    monkeypatch.setattr(cv2.VideoCapture, "read", lambda self, *a: decoded.append(1) or real_read(self, *a))
+    with pytest.raises(VideoError, match=r"frames are 480x360 pixels \(0 megapixels\); the limit is 0.1"):
+        predict_video(strict, clips["face"])
+    assert not decoded
+
+
+def test_slow_clip_stops_at_its_time_limit_and_says_so(predictor, clips, monkeypatch):
+    """Decoding is cut off at VideoSettings.time_limit_s; the frames scored by then decide. (A clock
+    that moves 1 s per look stands in for a clip whose every seek decodes from its one keyframe.)"""
+    clock = iter(range(10**6))
+    monkeypatch.setattr(video.time, "monotonic", lambda: float(next(clock)))
+    d = predict_video(predictor, clips["face"], VideoSettings(fps=4, time_limit_s=6)).to_dict()
+    assert 1 <= d["frames_sampled"] < 32
+    assert any("reading the video was stopped after 6 s" in n and f"{d['frames_sampled']} of 32 planned" in n
+               for n in d["notes"]), d["notes"]
+    with pytest.raises(VideoError, match="no frame of the video could be decoded within 0 s"):
+        predict_video(predictor, clips["face"], VideoSettings(time_limit_s=0))
+
+
 def test_limits_and_settings_are_enforced(predictor, clips, tmp_path):
     with pytest.raises(VideoError, match=r"8 s long; the limit is 5 s"):
         predict_video(predictor, clips["face"], VideoSettings(max_seconds=5))

@@ -18,6 +18,7 @@ import math
 import os
 import re
 import struct
+import time
 from collections import Counter, deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
@@ -67,6 +68,10 @@ class VideoSettings:
     # clip is judged on its main face, and the full 1080p frame would make a frame with a mid-sized
     # face (~250 px) ~3x slower to score (61 -> 169 ms) for the sake of faces under ~100 px.
     tiles_max_side: int = 1536
+    # Reading and scoring stop after this long, and the frames scored so far decide: a clip that is
+    # slow to decode (every seek decoding from its one keyframe) must not hold a worker thread for an
+    # hour. A 60 s 720p clip takes ~5 s here.
+    time_limit_s: float = 120.0
 
     def __post_init__(self):
         if not (math.isfinite(self.fps) and FPS_RANGE[0] <= self.fps <= FPS_RANGE[1]):
@@ -253,7 +258,7 @@ def _sniff_matroska(head: bytes, size: int) -> _Sniff:
 class _Clip:
     """An opened, checked video: its geometry, its length and a way to read chosen frames."""
 
-    def __init__(self, path: Path, settings: VideoSettings):
+    def __init__(self, path: Path, settings: VideoSettings, max_pixels: int | None = None):
         if not path.is_file():
             raise VideoError(f"video file not found: {path.name}")
         size = path.stat().st_size
@@ -283,6 +288,9 @@ class _Clip:
             if 0 < self.width < MIN_SIDE or 0 < self.height < MIN_SIDE:
                 raise VideoError(f"the video frames are only {self.width}x{self.height} pixels; at least "
                                  f"{MIN_SIDE}x{MIN_SIDE} is needed")
+            self.max_pixels = max_pixels
+            if max_pixels and self.width * self.height > max_pixels:  # before a frame is decoded
+                raise VideoError(self._too_large(self.width, self.height))
             self.fps = float(fps) if math.isfinite(fps) and 0 < fps <= 1000 else None
             if self.fps is None:
                 self.fps = 25.0
@@ -318,6 +326,10 @@ class _Clip:
                     f"(common codecs such as H.264, VP8/VP9 and MPEG-4 are)")
         return "the file is not a recognised video (MP4, WebM, MOV, AVI or MKV)"
 
+    def _too_large(self, width: int, height: int) -> str:
+        return (f"the video frames are {width}x{height} pixels ({width * height / 1e6:.0f} megapixels); "
+                f"the limit is {self.max_pixels / 1e6:g}")
+
     def _undecodable(self) -> str:
         if self.sniff.truncated:
             return "the video is truncated or corrupt: no frame could be decoded"
@@ -342,8 +354,10 @@ class _Clip:
         # Centred in n equal slices of the clip: consecutive indices differ by count / n >= 1.
         return [min(self.count - 1, int((i + 0.5) * self.count / n)) for i in range(n)]
 
-    def frames(self, indices) -> Iterator[tuple[int, np.ndarray]]:
-        """(index, BGR frame) for each index (ascending) until the stream ends."""
+    def frames(self, indices, deadline: float | None = None) -> Iterator[tuple[int, np.ndarray]]:
+        """(index, BGR frame) for each index (ascending) until the stream ends or, if given, the
+        `time.monotonic()` deadline passes (then `timed_out` is set)."""
+        self.timed_out = False
         pos = 0  # index of the next frame the decoder would return
         for idx in indices:
             if idx - pos > SEEK_GAP:
@@ -353,9 +367,17 @@ class _Clip:
                 if not self.cap.grab():
                     return
                 pos += 1
+                if deadline is not None and pos % 32 == 0 and time.monotonic() > deadline:
+                    self.timed_out = True
+                    return
+            if deadline is not None and time.monotonic() > deadline:
+                self.timed_out = True
+                return
             ok, frame = self.cap.read()
             if not ok or frame is None:
                 return
+            if self.max_pixels and frame.shape[0] * frame.shape[1] > self.max_pixels:  # frames that grew
+                raise VideoError(self._too_large(frame.shape[1], frame.shape[0]))
             pos += 1
             yield idx, frame
 
@@ -444,7 +466,8 @@ def predict_video(predictor, path: str | os.PathLike, settings: VideoSettings | 
     settings = settings or VideoSettings()
     path = Path(path)
     name = name or path.name
-    with _Clip(path, settings) as clip:
+    deadline = time.monotonic() + settings.time_limit_s
+    with _Clip(path, settings, max_pixels=int(predictor.limits.max_megapixels * 1e6)) as clip:
         plan = clip.plan(settings)
         notes = list(clip.notes)
         if plan is None:  # length unknown: sample at the asked rate from the start
@@ -459,7 +482,7 @@ def predict_video(predictor, path: str | os.PathLike, settings: VideoSettings | 
         # OpenCV, the face detector and the model release the GIL. At most two frames are held.
         pending: deque = deque()
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="video-score") as pool:
-            for seq, (idx, bgr) in enumerate(clip.frames(indices)):
+            for seq, (idx, bgr) in enumerate(clip.frames(indices, deadline)):
                 rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
                 del bgr
                 t = idx / clip.fps
@@ -476,12 +499,18 @@ def predict_video(predictor, path: str | os.PathLike, settings: VideoSettings | 
                     progress(min(tally.seen, total), total)
     frames, errors = tally.frames, tally.errors
     if not frames:
+        if clip.timed_out:
+            raise VideoError(f"no frame of the video could be decoded within {settings.time_limit_s:.0f} s "
+                             f"(it is very slow to decode: re-encode it, e.g. as H.264)")
         if errors:
             raise VideoError(f"no frame could be scored: {errors[0]}")
         raise VideoError(clip._undecodable())  # a zero-frame file was refused when it was opened
 
     n = len(frames)
-    if plan is not None and n < len(plan):
+    if clip.timed_out:
+        notes.append(f"reading the video was stopped after {settings.time_limit_s:.0f} s (it is very slow to "
+                     f"decode): {n} of {total} planned frames were scored, up to {frames[-1].time_s:.1f} s")
+    elif plan is not None and n < len(plan):
         decoded_to = frames[-1].time_s
         notes.append(f"the video stops decoding after {decoded_to:.1f} s of its {clip.duration:.1f} s "
                      f"(truncated or corrupt?): {n} of {len(plan)} planned frames were scored")
