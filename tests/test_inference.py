@@ -90,6 +90,27 @@ def test_batch_equals_single(predictor, dataset):
         assert p.p_fake == pytest.approx(predictor.predict(f).p_fake, abs=1e-6)
 
 
+def test_a_batch_of_large_pictures_does_not_hold_them_all(predictor, tmp_path):
+    """predict_many keeps only each picture's model inputs once its faces are framed: eight 12 MP
+    pictures (36 MB each decoded; two are decoded at a time, each with its working copies) never all at once."""
+    import tracemalloc
+
+    from PIL import Image
+
+    paths = []
+    for i in range(8):
+        paths.append(tmp_path / f"big{i}.png")
+        Image.new("RGB", (4000, 3000), (40 + 20 * i, 90, 120)).save(paths[-1], compress_level=1)
+    tracemalloc.start()
+    try:
+        results = list(predictor.predict_many([str(p) for p in paths]))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert all(r.error is None for r in results) and len(results) == 8
+    assert peak < 6 * 36e6, f"{peak / 1e6:.0f} MB"  # 361 MB when every decoded picture was kept
+
+
 def test_explanation_heatmap(predictor, dataset):
     fake = sorted((dataset / "Test" / "Fake").glob("*.jpg"))[0]
     pred = predictor.predict(fake, explain=True)

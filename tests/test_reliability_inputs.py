@@ -150,6 +150,26 @@ def test_batch_zip_names_a_damaged_or_oversized_member_and_scores_the_rest(predi
     assert rows["big.zip/ok.jpg"]["label"] in ("real", "fake")
 
 
+def test_batch_zip_with_too_many_entries_or_oversized_members_gets_one_row_each(predictor, tmp_path):
+    import zipfile
+
+    from deepfake_detector.archives import MAX_ZIP_ENTRIES
+
+    good = CORPUS["grayscale.jpg"][0]
+    crowded = tmp_path / "crowded.zip"
+    with zipfile.ZipFile(crowded, "w") as zf:
+        for i in range(MAX_ZIP_ENTRIES + 1):
+            zf.writestr(f"{i}.jpg", b"")
+    oversized = _zip(tmp_path / "big.zip", {**{f"huge{i}.png": b"\0" * (21 * 1024 * 1024) for i in range(4)},
+                                            "ok.jpg": good}, zipfile.ZIP_DEFLATED)
+    rows, _ = _batch(predictor, [crowded, oversized])
+    assert len(rows) == 3, list(rows)  # one row per zip problem, one per image
+    assert rows["crowded.zip"]["error"] == (f"the zip archive lists {MAX_ZIP_ENTRIES + 1:,} entries; at most "
+                                            f"{MAX_ZIP_ENTRIES:,} are read: split it up")
+    assert rows["big.zip"]["error"].startswith("4 files (huge0.png, huge1.png, huge2.png, ...) skipped: over the 20 MB")
+    assert rows["big.zip/ok.jpg"]["label"] in ("real", "fake")
+
+
 def test_batch_csv_cells_never_run_as_formulas(predictor, tmp_path):
     named = tmp_path / "=HYPERLINK(1).jpg"
     named.write_bytes(CORPUS["grayscale.jpg"][0])

@@ -12,6 +12,9 @@ from .errors import ImageError
 from .imaging import IMAGE_SUFFIXES
 
 MAX_ZIP_BYTES = 200 * 10**6  # what the zips of one batch may expand to together: guards against zip bombs
+# Entries a zip may list (images, other files, folders). Its directory is read whole when it is
+# opened: a 200 MB upload could list ~2 million empty entries (GBs of memory, a minute of work).
+MAX_ZIP_ENTRIES = 10_000
 
 
 @dataclass
@@ -30,6 +33,11 @@ def read_zip(path: str | Path, max_bytes: int, budget: list[int] | None = None, 
     out = ZipImages()
     budget = [MAX_ZIP_BYTES] if budget is None else budget
     try:
+        entries = _entries_listed(path)
+        if entries is not None and entries > MAX_ZIP_ENTRIES:
+            out.problems.append((path.name, f"the zip archive lists {entries:,} entries; at most "
+                                            f"{MAX_ZIP_ENTRIES:,} are read: split it up"))
+            return out
         with zipfile.ZipFile(path) as zf:
             _read_members(zf, path.name, max_bytes, budget, room, out)
     except zipfile.BadZipFile:
@@ -37,6 +45,17 @@ def read_zip(path: str | Path, max_bytes: int, budget: list[int] | None = None, 
     except (RuntimeError, NotImplementedError, zlib.error, EOFError, OSError) as exc:  # its directory
         out.problems.append((path.name, f"the zip archive could not be read ({str(exc) or type(exc).__name__})"))
     return out
+
+
+def _entries_listed(path: Path) -> int | None:
+    """How many entries the zip's end record declares, read before its directory is (None if the
+    record is not found: zipfile then says the archive is not valid)."""
+    try:
+        with open(path, "rb") as f:
+            end = zipfile._EndRecData(f)  # private, but unchanged since Python 2.6; handles zip64
+    except OSError:  # shorter than an end record
+        return None
+    return None if end is None else int(end[zipfile._ECD_ENTRIES_TOTAL])
 
 
 def _os_clutter(name: str) -> bool:
@@ -63,9 +82,12 @@ def _read_members(zf: zipfile.ZipFile, zip_name: str, max_bytes: int, budget: li
     if others:
         out.problems.append((zip_name, f"{_listing(others)} skipped: not images "
                                        f"({', '.join(sorted(IMAGE_SUFFIXES))}; zips inside zips are not opened)"))
-    for m in too_big:  # said without reading them
-        out.problems.append((f"{zip_name}/{m.filename}",
-                             f"file is {m.file_size / 1e6:.1f} MB; the limit is {max_bytes / 1e6:.0f} MB"))
+    if len(too_big) == 1:  # said without reading them
+        out.problems.append((f"{zip_name}/{too_big[0].filename}", f"file is {too_big[0].file_size / 1e6:.1f} MB; "
+                                                                 f"the limit is {max_bytes / 1e6:.0f} MB"))
+    elif too_big:
+        out.problems.append((zip_name, f"{_listing([m.filename for m in too_big])} skipped: over the "
+                                       f"{max_bytes / 1e6:.0f} MB limit for an image"))
     if room is not None and len(images) > room:
         raise ImageError(f"{zip_name} holds {len(images)} images; the batch has room for {max(room, 0)} more")
     expands_to = sum(m.file_size for m in images)

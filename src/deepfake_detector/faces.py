@@ -477,7 +477,7 @@ def crop_box(face: Face, image_shape: tuple[int, ...], crop_scale: float) -> tup
 @dataclass
 class Region:
     """One area the model scores: a framed face, or the whole image."""
-    rgb: np.ndarray = field(repr=False)
+    rgb: np.ndarray | None = field(repr=False)  # its pixels (None once only the model inputs are kept)
     box: tuple[int, int, int, int]  # x, y, w, h of the scored area in the image
     face: Face | None  # the detected face, if any
 

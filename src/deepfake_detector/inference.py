@@ -92,7 +92,7 @@ class Prediction:
 @dataclass
 class Prepared:
     """What the model scores for one picture: the model inputs of every framed region, and why."""
-    image: np.ndarray  # decoded picture
+    image: np.ndarray | None  # decoded picture (None from prepare_many, which keeps only the inputs)
     inputs: np.ndarray  # n x size x size x 3 uint8, one per region
     framing: Framing
     notes: list[str]
@@ -341,9 +341,15 @@ class Predictor:
         """`prepare` for each source, in parallel; an unreadable one yields its ImageError instead."""
         def one(src):
             try:
-                return self.prepare(src, crop, degrade)
+                prepared = self.prepare(src, crop, degrade)
             except ImageError as exc:
                 return exc
+            # Only the model inputs are scored from here: the decoded picture goes at once, so a chunk
+            # of large pictures does not hold all of them (32 of 40 MP would be ~4 GB).
+            prepared.image = None
+            for region in prepared.framing.regions:
+                region.rgb = None
+            return prepared
 
         # Decoding and face detection release the GIL: one thread per core.
         return list(_prepare_pool().map(one, sources))
