@@ -126,6 +126,19 @@ def test_predict_reads_only_files_the_server_received(app, dataset, tmp_path):
     assert "Traceback" not in app[1].read_text()
 
 
+def test_malformed_raw_requests_get_a_message_and_no_traceback(app):
+    cases = [("predict", ["http://example.com/face.jpg", True, False], "valid dictionary or instance of ImageData (got str)"),
+             ("predict", [123, True, False], "(got int)"),
+             ("predict", [], "didn't receive enough input values (needed: 3, got: 0)"),
+             ("predict", [{"path": "/etc/passwd", "meta": {"_type": "gradio.FileData"}}, True, False],
+              "a path on the server is not read"),
+             ("predict_batch", ["photos.zip", True], "valid list (got str)")]
+    for endpoint, data, message in cases:
+        events = _raw_call(app[0], endpoint, data)
+        assert "event: error" in events and message in events, (endpoint, data, events)
+    assert "Traceback" not in app[1].read_text()
+
+
 def test_model_files_are_not_served(app, bundle_dir):
     for name in ("model.tflite", "manifest.json"):
         with pytest.raises(urllib.error.HTTPError) as refused:

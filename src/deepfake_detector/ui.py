@@ -166,6 +166,31 @@ def evaluation_markdown(predictor: Predictor) -> str:
 
 
 
+def explain_malformed_requests(demo: gr.Blocks) -> None:
+    """Answer a request whose data Gradio cannot take (a bare string where a file goes, too few
+    values, a server path marked as a file) with a one-line message and no traceback: Gradio checks
+    these before any handler of ours runs, and otherwise answers with no message and logs a
+    traceback for each."""
+    from gradio.exceptions import InvalidPathError
+    from pydantic import ValidationError
+
+    preprocess = demo.preprocess_data
+
+    async def checked(block_fn, inputs, state, explicit_call=False):
+        try:
+            return await preprocess(block_fn, inputs, state, explicit_call)
+        except InvalidPathError:
+            raise gr.Error(NOT_RECEIVED, print_exception=False) from None
+        except ValidationError as exc:
+            problem = exc.errors()[0]
+            raise gr.Error(f"invalid request data: {problem['msg'].rstrip('.')} (got {type(problem['input']).__name__}); "
+                           f"send files with gradio_client's handle_file(path)", print_exception=False) from None
+        except ValueError as exc:  # e.g. "didn't receive enough input values (needed: 3, got: 0)"
+            raise gr.Error(f"invalid request data: {str(exc).splitlines()[0]}", print_exception=False) from None
+
+    demo.preprocess_data = checked
+
+
 def received_upload(image) -> str | None:
     """The path of the image a /predict caller sent, if it is a file this server received. /predict
     skips Gradio's preprocessing (see `SafeImage`): without the check, a raw call naming any path on
@@ -379,6 +404,7 @@ def launch(env) -> int:
     # message) only as a backstop against floods.
     demo.queue(default_concurrency_limit=None, status_update_rate=1, max_size=4 * settings.server_threads)
     lighten_gradio_queue(demo._queue)  # no traffic summary for the dashboard turned off below, fewer polls
+    explain_malformed_requests(demo)
     host = env.get("GRADIO_SERVER_NAME", "127.0.0.1")
     port = int(env.get("GRADIO_SERVER_PORT", "7860"))
     log.info("serving %s on http://%s:%d (%s)", predictor.source, host, port, settings)
