@@ -132,10 +132,20 @@ def test_malformed_raw_requests_get_a_message_and_no_traceback(app):
              ("predict", [], "didn't receive enough input values (needed: 3, got: 0)"),
              ("predict", [{"path": "/etc/passwd", "meta": {"_type": "gradio.FileData"}}, True, False],
               "a path on the server is not read"),
-             ("predict_batch", ["photos.zip", True], "valid list (got str)")]
+             ("predict_batch", ["photos.zip", True], "valid list (got str)"),
+             ("predict", [{"path": "a.jpg", "meta": None}, True, False], "a file value is malformed"),
+             ("predict", [{"path": "/tmp/gradio/" + "a" * 300, "meta": {"_type": "gradio.FileData"}}, True, False],
+              "invalid request data"),
+             ("detect_work", [{"path": "https://example.com/face.jpg", "meta": {"_type": "gradio.FileData"}}, True,
+                              False], "URLs are not fetched"),
+             ("predict_video", [{"video": {"path": "/etc/hosts", "meta": {"_type": "gradio.FileData"}}}, True, -1, 4],
+              '"files must be uploaded with the request')]
     for endpoint, data, message in cases:
         events = _raw_call(app[0], endpoint, data)
         assert "event: error" in events and message in events, (endpoint, data, events)
+    # Our own messages are passed on as they are, not wrapped as "invalid request data".
+    events = _raw_call(app[0], "predict_video", [None, True, -1, 4])
+    assert '"error": "Frames per second sampled: value -1' in events, events
     assert "Traceback" not in app[1].read_text()
 
 

@@ -170,6 +170,26 @@ def test_batch_zip_with_too_many_entries_or_oversized_members_gets_one_row_each(
     assert rows["big.zip/ok.jpg"]["label"] in ("real", "fake")
 
 
+def test_batch_zip_whose_end_record_understates_its_directory_is_refused_unread(tmp_path):
+    """zipfile reads the whole directory whatever count the end record declares: a zip listing
+    17,000 entries that says it holds one is refused from the directory's declared size."""
+    import struct
+
+    from deepfake_detector.archives import MAX_ZIP_DIRECTORY_BYTES, read_zip
+
+    directory = bytearray()
+    for i in range(17_000):
+        name = b"%0200d/" % i
+        directory += struct.pack("<4s4B4HL2L5H2L", b"PK\x01\x02", 20, 3, 20, 0, 0, 0, 0, 0, 0, 0, 0,
+                                 len(name), 0, 0, 0, 0, 0x10, 0) + name
+    assert len(directory) > MAX_ZIP_DIRECTORY_BYTES
+    liar = tmp_path / "liar.zip"
+    liar.write_bytes(bytes(directory) + struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, 1, 1, len(directory), 0, 0))
+    found = read_zip(liar, 20 * 10**6)
+    assert not found.names and found.problems == [("liar.zip", f"the zip archive's list of entries is "
+                                                   f"{len(directory) / 1e6:.1f} MB; at most 4 MB is read: split it up")]
+
+
 def test_batch_csv_cells_never_run_as_formulas(predictor, tmp_path):
     named = tmp_path / "=HYPERLINK(1).jpg"
     named.write_bytes(CORPUS["grayscale.jpg"][0])

@@ -15,6 +15,9 @@ MAX_ZIP_BYTES = 200 * 10**6  # what the zips of one batch may expand to together
 # Entries a zip may list (images, other files, folders). Its directory is read whole when it is
 # opened: a 200 MB upload could list ~2 million empty entries (GBs of memory, a minute of work).
 MAX_ZIP_ENTRIES = 10_000
+# ...and its directory's size, since zipfile reads the whole directory whatever count the end record
+# declares: 10,000 entries with names of ~350 characters.
+MAX_ZIP_DIRECTORY_BYTES = 4 * 10**6
 
 
 @dataclass
@@ -33,10 +36,14 @@ def read_zip(path: str | Path, max_bytes: int, budget: list[int] | None = None, 
     out = ZipImages()
     budget = [MAX_ZIP_BYTES] if budget is None else budget
     try:
-        entries = _entries_listed(path)
-        if entries is not None and entries > MAX_ZIP_ENTRIES:
+        entries, directory_bytes = _directory_declared(path)
+        if entries > MAX_ZIP_ENTRIES:
             out.problems.append((path.name, f"the zip archive lists {entries:,} entries; at most "
                                             f"{MAX_ZIP_ENTRIES:,} are read: split it up"))
+            return out
+        if directory_bytes > MAX_ZIP_DIRECTORY_BYTES:
+            out.problems.append((path.name, f"the zip archive's list of entries is {directory_bytes / 1e6:.1f} MB; "
+                                            f"at most {MAX_ZIP_DIRECTORY_BYTES / 1e6:.0f} MB is read: split it up"))
             return out
         with zipfile.ZipFile(path) as zf:
             _read_members(zf, path.name, max_bytes, budget, room, out)
@@ -47,15 +54,15 @@ def read_zip(path: str | Path, max_bytes: int, budget: list[int] | None = None, 
     return out
 
 
-def _entries_listed(path: Path) -> int | None:
-    """How many entries the zip's end record declares, read before its directory is (None if the
-    record is not found: zipfile then says the archive is not valid)."""
+def _directory_declared(path: Path) -> tuple[int, int]:
+    """The entry count and directory size the zip's end record declares, read before the directory
+    is ((0, 0) if there is no end record: zipfile then says the archive is not valid)."""
     try:
         with open(path, "rb") as f:
             end = zipfile._EndRecData(f)  # private, but unchanged since Python 2.6; handles zip64
     except OSError:  # shorter than an end record
-        return None
-    return None if end is None else int(end[zipfile._ECD_ENTRIES_TOTAL])
+        return 0, 0
+    return (0, 0) if end is None else (int(end[zipfile._ECD_ENTRIES_TOTAL]), int(end[zipfile._ECD_SIZE]))
 
 
 def _os_clutter(name: str) -> bool:

@@ -31,7 +31,7 @@ from .video import (CLIP_RULE, FPS_RANGE, MAX_FRAMES_LIMIT, VideoPrediction, Vid
 log = logging.getLogger(__name__)
 
 
-NOT_RECEIVED = ("the image must be uploaded with the request (gradio_client: handle_file(path)); "
+NOT_RECEIVED = ("files must be uploaded with the request (gradio_client: handle_file(path)); "
                 "a path on the server is not read")
 
 
@@ -177,18 +177,36 @@ def explain_malformed_requests(demo: gr.Blocks) -> None:
     preprocess = demo.preprocess_data
 
     async def checked(block_fn, inputs, state, explicit_call=False):
+        if _names_a_url(inputs):  # Gradio would fetch it, with no size limit
+            raise gr.Error("files must be uploaded with the request (gradio_client: handle_file(path)); "
+                           "URLs are not fetched", print_exception=False)
         try:
             return await preprocess(block_fn, inputs, state, explicit_call)
+        except gr.Error:  # ours, already one line (gr.Error is a ValueError too)
+            raise
         except InvalidPathError:
             raise gr.Error(NOT_RECEIVED, print_exception=False) from None
         except ValidationError as exc:
             problem = exc.errors()[0]
             raise gr.Error(f"invalid request data: {problem['msg'].rstrip('.')} (got {type(problem['input']).__name__}); "
                            f"send files with gradio_client's handle_file(path)", print_exception=False) from None
-        except ValueError as exc:  # e.g. "didn't receive enough input values (needed: 3, got: 0)"
-            raise gr.Error(f"invalid request data: {str(exc).splitlines()[0]}", print_exception=False) from None
+        except (ValueError, AttributeError, OSError) as exc:  # too few values; a "meta" that is not a dict; a name too long
+            log.info("invalid request data: %s: %s", type(exc).__name__, exc)
+            raise gr.Error(f"invalid request data: {str(exc).splitlines()[0] if isinstance(exc, ValueError) else 'a file value is malformed'}",
+                           print_exception=False) from None
 
     demo.preprocess_data = checked
+
+
+def _names_a_url(value) -> bool:
+    """Whether a request's data hold a file value whose path is a web address."""
+    if isinstance(value, dict):
+        path = value.get("path")
+        return (isinstance(path, str) and path.lower().startswith(("http://", "https://"))) or any(
+            _names_a_url(v) for v in value.values() if isinstance(v, (dict, list)))
+    if isinstance(value, list):
+        return any(_names_a_url(v) for v in value)
+    return False
 
 
 def received_upload(image) -> str | None:
