@@ -31,8 +31,8 @@ from .video import (CLIP_RULE, FPS_RANGE, MAX_FRAMES_LIMIT, VideoPrediction, Vid
 log = logging.getLogger(__name__)
 
 
-NOT_RECEIVED = ("files must be uploaded with the request (gradio_client: handle_file(path)); "
-                "a path on the server is not read")
+UPLOADS_ONLY = "files must be uploaded with the request (gradio_client: handle_file(path))"
+NOT_RECEIVED = f"{UPLOADS_ONLY}; a path on the server is not read"
 
 
 def was_received(path) -> bool:
@@ -178,8 +178,7 @@ def explain_malformed_requests(demo: gr.Blocks) -> None:
 
     async def checked(block_fn, inputs, state, explicit_call=False):
         if _names_a_url(inputs):  # Gradio would fetch it, with no size limit
-            raise gr.Error("files must be uploaded with the request (gradio_client: handle_file(path)); "
-                           "URLs are not fetched", print_exception=False)
+            raise gr.Error(f"{UPLOADS_ONLY}; URLs are not fetched", print_exception=False)
         try:
             return await preprocess(block_fn, inputs, state, explicit_call)
         except gr.Error:  # ours, already one line (gr.Error is a ValueError too)
@@ -188,12 +187,13 @@ def explain_malformed_requests(demo: gr.Blocks) -> None:
             raise gr.Error(NOT_RECEIVED, print_exception=False) from None
         except ValidationError as exc:
             problem = exc.errors()[0]
-            raise gr.Error(f"invalid request data: {problem['msg'].rstrip('.')} (got {type(problem['input']).__name__}); "
+            got = type(problem["input"]).__name__
+            raise gr.Error(f"invalid request data: {problem['msg'].rstrip('.')} (got {got}); "
                            f"send files with gradio_client's handle_file(path)", print_exception=False) from None
-        except (ValueError, AttributeError, OSError) as exc:  # too few values; a "meta" that is not a dict; a name too long
+        except (ValueError, AttributeError, OSError) as exc:  # too few values; a "meta" not a dict; a long name
             log.info("invalid request data: %s: %s", type(exc).__name__, exc)
-            raise gr.Error(f"invalid request data: {str(exc).splitlines()[0] if isinstance(exc, ValueError) else 'a file value is malformed'}",
-                           print_exception=False) from None
+            detail = str(exc).splitlines()[0] if isinstance(exc, ValueError) else "a file value is malformed"
+            raise gr.Error(f"invalid request data: {detail}", print_exception=False) from None
 
     demo.preprocess_data = checked
 
@@ -258,7 +258,7 @@ def build_demo(predictor: Predictor, settings: ServingSettings | None = None,
             return on_worker("detect", image, crop_face, explain)
 
         def predict_work(image, crop_face=True, explain=False):
-            # Only the upload's path crosses to the worker (Gradio checked it is an upload).
+            # Only the upload's path crosses to the worker (received_upload checked it is an upload).
             return on_worker("predict", received_upload(image), crop_face, explain)
 
         def batch_work(files, crop_face=True):
@@ -429,7 +429,8 @@ def launch(env) -> int:
     upload_mb = max(settings.max_upload_mb, settings.max_video_mb)  # imaging.py holds photos to theirs
     demo.launch(server_name=host, server_port=port, max_file_size=f"{upload_mb:.0f}mb",
                 # Only what the page shows; the model files are not served.
-                allowed_paths=[str(predictor.folder / "examples"), str(predictor.folder / "plots")], ssr_mode=False, max_threads=settings.server_threads,
+                allowed_paths=[str(predictor.folder / "examples"), str(predictor.folder / "plots")],
+                ssr_mode=False, max_threads=settings.server_threads,
                 state_session_capacity=settings.max_sessions, enable_monitoring=False, prevent_thread_lock=True)
     skip_gradio_login_check(demo.app)  # on the app that launch built; then serve until interrupted
     # Everything built so far (libraries, model, UI) lives as long as the server: keep it out of the
