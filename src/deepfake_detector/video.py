@@ -357,6 +357,10 @@ class _Clip:
     def frames(self, indices, deadline: float | None = None) -> Iterator[tuple[int, np.ndarray]]:
         """(index, BGR frame) for each index (ascending) until the stream ends or, if given, the
         `time.monotonic()` deadline passes (then `timed_out` is set)."""
+        def late() -> bool:
+            self.timed_out = deadline is not None and time.monotonic() > deadline
+            return self.timed_out
+
         self.timed_out = False
         pos = 0  # index of the next frame the decoder would return
         for idx in indices:
@@ -367,11 +371,9 @@ class _Clip:
                 if not self.cap.grab():
                     return
                 pos += 1
-                if deadline is not None and pos % 32 == 0 and time.monotonic() > deadline:
-                    self.timed_out = True
+                if pos % 32 == 0 and late():
                     return
-            if deadline is not None and time.monotonic() > deadline:
-                self.timed_out = True
+            if late():
                 return
             ok, frame = self.cap.read()
             if not ok or frame is None:
