@@ -190,7 +190,8 @@ def test_as_files_leaves_non_array_outputs_alone(tmp_path):
 
 def test_old_result_folders_are_pruned(tmp_path):
     results = ResultFiles(tmp_path, ttl_s=60)
-    old = results.new_folder()
+    old = results.new_folder()  # the first folder starts a sweep: let it end before the next is due
+    results.pruning.join(10)
     (old / "faces.jpg").write_bytes(b"x")
     os.utime(old, (time.time() - 1000, time.time() - 1000))
     results._last_prune = 0.0  # as if the last sweep were long ago
