@@ -39,6 +39,9 @@ class TrainConfig:
     load_size: int | None = setting(None, "side Train images are decoded at before random crops "
                                     "(default: image_size)")
     crop_scale_min: float = setting(0.88, "smallest random crop side, as a fraction of load_size")
+    framing: str = setting("whole", "what of each picture is decoded: the whole picture squashed to a square, or "
+                           "its largest face framed as the served path frames an upload (faces.frame_faces)",
+                           choices=("whole", "faces"))
     width: int = setting(32, "base channel count of the compact architecture")
     stem_stride: int = setting(1, "stride of the compact architecture's first convolution")
     dropout: float = setting(0.3, "dropout before the classifier")
@@ -55,12 +58,15 @@ class TrainConfig:
     label_smoothing: float = setting(0.0, "label smoothing of the cross-entropy loss")
     patience: int = setting(5, "stop after this many epochs without a better validation loss")
     augment: bool = setting(True, "random crops, flips, colour jitter, rescaling and JPEG re-encoding")
-    rescale_prob: float = setting(0.3, "share of Train images scaled down to 50-90%% and back up")
+    rescale_prob: float = setting(0.3, "share of Train images scaled down to rescale_min-90%% and back up")
+    rescale_min: float = setting(0.5, "smallest side of that down-scaling, as a fraction of image_size")
     jpeg_prob: float = setting(0.4, "share of Train images re-encoded as JPEG")
     jpeg_quality_min: int = setting(40, "lowest JPEG quality of that re-encoding (highest 95)")
     self_blend_prob: float = setting(0.0, "chance that a real Train image, each time it is drawn, becomes a "
                                      "self-blended fake (a face blended with an altered copy of itself; "
                                      "see selfblend.py)")
+    epoch_images: int | None = setting(None, "images per epoch, drawn afresh each epoch from the (source-balanced) "
+                                       "Train pass; unset: the whole pass (short epochs suit slow CPU runs)")
     max_per_class: int | None = setting(None, "use at most this many images per class and split (quick runs)")
     init_from: str | None = setting(None, "bundle folder whose weights start this run (same architecture)")
     seed: int = setting(1337, "random seed of data order, augmentation and initialisation")

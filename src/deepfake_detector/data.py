@@ -36,6 +36,7 @@ class Split:
     images: np.ndarray | None = None  # N x S x S x 3 uint8, after `decode`
     hulls: np.ndarray | None = None  # N x HULL_POINTS x 2 face outlines of the real images, after `find_hulls`
     skipped: list[str] = field(default_factory=list)  # unreadable files, with the reason
+    framing: str = "whole"  # how `decode` framed the pictures (see TrainConfig.framing)
 
     @property
     def sources(self) -> list[str]:
@@ -98,16 +99,24 @@ def scan(root: str | Path, max_per_class: int | None = None, seed: int = 0) -> d
     return splits
 
 
-def _decode_one(args: tuple[str, int]) -> tuple[np.ndarray | None, str | None]:
-    path, size = args
+def _decode_one(args: tuple[str, int, str]) -> tuple[np.ndarray | None, str | None]:
+    path, size, framing = args
     try:
-        return resize_square(load_image(path).rgb, size), None
+        rgb = load_image(path).rgb
     except ImageError as exc:
         return None, str(exc)
+    if framing == "faces":
+        # As the served path frames an upload: a whole photograph becomes its largest face at
+        # crop_scale, a face crop stays whole. Training on whole photographs squashed to a square
+        # would teach a framing the model never meets when serving.
+        from .faces import frame_faces
+
+        rgb = frame_faces(rgb).regions[0].rgb
+    return resize_square(rgb, size), None
 
 
-def _cache_key(split: Split, size: int) -> str:
-    h = hashlib.sha256(f"{size}".encode())
+def _cache_key(split: Split, size: int, framing: str = "whole") -> str:
+    h = hashlib.sha256(f"{size}{'' if framing == 'whole' else framing}".encode())
     for p in split.paths:
         st = p.stat()
         h.update(f"{p}|{st.st_size}|{st.st_mtime_ns}".encode())
@@ -115,14 +124,17 @@ def _cache_key(split: Split, size: int) -> str:
 
 
 def decode(split: Split, size: int, cache_dir: str | Path | None = None, workers: int | None = None,
-           progress: bool = True) -> Split:
+           progress: bool = True, framing: str = "whole") -> Split:
     """Decode every image of `split` to size x size uint8; unreadable files are skipped + counted.
 
+    `framing` "faces": each picture's largest face, framed as the served path frames it.
     With `cache_dir`, the array is memory-mapped from disk and reused by later runs.
     """
+    if framing not in ("whole", "faces"):
+        raise DatasetError(f"unknown framing {framing!r}; choose whole or faces")
     cache_file = meta_file = None
     if cache_dir:
-        key = _cache_key(split, size)
+        key = _cache_key(split, size, framing)
         Path(cache_dir).mkdir(parents=True, exist_ok=True)
         cache_file = Path(cache_dir) / f"{split.name}-{size}-{key}.npy"
         meta_file = cache_file.with_suffix(".json")
@@ -131,6 +143,7 @@ def decode(split: Split, size: int, cache_dir: str | Path | None = None, workers
             keep = np.asarray(meta["keep"], dtype=bool)
             split.images = np.load(cache_file, mmap_mode="r")
             split.skipped = meta["skipped"]
+            split.framing = framing
             _apply_keep(split, keep)
             log.info("%s: %d images from cache %s", split.name, len(split.paths), cache_file)
             return split
@@ -141,7 +154,7 @@ def decode(split: Split, size: int, cache_dir: str | Path | None = None, workers
         np.lib.format.open_memmap(staging_path(cache_file), mode="w+", dtype=np.uint8, shape=(n, size, size, 3))
     keep = np.ones(n, dtype=bool)
     skipped = []
-    jobs = [(str(p), size) for p in split.paths]
+    jobs = [(str(p), size, framing) for p in split.paths]
     step = max(1000, n // 10)  # progress lines only on real datasets
     with ProcessPoolExecutor(workers) as pool:
         for i, (img, err) in enumerate(pool.map(_decode_one, jobs, chunksize=64)):
@@ -162,6 +175,7 @@ def decode(split: Split, size: int, cache_dir: str | Path | None = None, workers
         images = np.load(cache_file, mmap_mode="r")
     split.images = images
     split.skipped = skipped
+    split.framing = framing
     _apply_keep(split, keep)
     if len(split.paths) == 0 or len(set(split.labels.tolist())) < 2:
         raise DatasetError(f"{split.name}: no readable images left in one class after skipping "
@@ -176,7 +190,7 @@ def find_hulls(split: Split, cache_dir: str | Path | None = None) -> Split:
 
     cache_file = None
     if cache_dir:
-        key = _cache_key(split, split.images.shape[1])
+        key = _cache_key(split, split.images.shape[1], split.framing)
         cache_file = Path(cache_dir) / f"{split.name}-{split.images.shape[1]}-{key}-hulls-v{HULL_VERSION}.npy"
         if cache_file.exists():
             split.hulls = np.load(cache_file)
@@ -261,18 +275,20 @@ class Augmentation:
     rescale_prob: float = 0.3
     jpeg_prob: float = 0.4
     jpeg_quality_min: int = 40
+    rescale_min: float = 0.5
 
     @classmethod
     def from_config(cls, cfg) -> Augmentation:
-        return cls(cfg.crop_scale_min, cfg.rescale_prob, cfg.jpeg_prob, cfg.jpeg_quality_min)
+        return cls(cfg.crop_scale_min, cfg.rescale_prob, cfg.jpeg_prob, cfg.jpeg_quality_min, cfg.rescale_min)
 
 
 def make_tf_dataset(split: Split, batch_size: int, training: bool, seed: int,
                     augment: Augmentation | None = None, indices: np.ndarray | None = None,
-                    out_size: int | None = None, self_blend_prob: float = 0.0):
+                    out_size: int | None = None, self_blend_prob: float = 0.0, per_epoch: int | None = None):
     """Batches of (uint8 image -> float32, label); shuffled and augmented for training only.
 
-    `indices` (default: every image once) lists the images of one pass, repeats allowed.
+    `indices` (default: every image once) lists the images of one pass, repeats allowed;
+    `per_epoch` (training only) caps an epoch at that many of them, drawn afresh each epoch.
     Images come out at `out_size` (default: the decoded size). With `self_blend_prob` (training
     only; needs `find_hulls`), real images become self-blended fakes before augmentation.
     """
@@ -298,9 +314,10 @@ def make_tf_dataset(split: Split, batch_size: int, training: bool, seed: int,
         return blend_batch(batch, labels[idx], split.hulls[idx], self_blend_prob, rng)
 
     ds = tf.data.Dataset.from_tensor_slices(indices)
-    n_batches = int(np.ceil(len(indices) / batch_size))
+    n_images = min(len(indices), per_epoch) if training and per_epoch else len(indices)
+    n_batches = int(np.ceil(n_images / batch_size))
     if training:
-        ds = ds.shuffle(len(indices), seed=seed, reshuffle_each_iteration=True)
+        ds = ds.shuffle(len(indices), seed=seed, reshuffle_each_iteration=True).take(n_images)
     ds = ds.batch(batch_size)
     ds = ds.map(lambda idx: tf.numpy_function(gather, [idx], (tf.uint8, tf.float32)),
                 num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
@@ -330,7 +347,7 @@ def augment_image(image, size: int, aug: Augmentation = Augmentation()):
     image = tf.image.random_contrast(image, 0.85, 1.15)
     image = tf.clip_by_value(image, 0.0, 255.0)
     # Some images are degraded the way uploads are: down-and-up scaling, JPEG re-encoding.
-    down = tf.cast(tf.cast(size, tf.float32) * tf.random.uniform([], 0.5, 0.9), tf.int32)
+    down = tf.cast(tf.cast(size, tf.float32) * tf.random.uniform([], aug.rescale_min, 0.9), tf.int32)
     image = tf.cond(tf.random.uniform([]) < aug.rescale_prob,
                     lambda: tf.image.resize(tf.image.resize(image, (down, down), antialias=True), (size, size)),
                     lambda: image)

@@ -64,7 +64,7 @@ def pack(cfg: TrainConfig, out: Path, chunk_mb: float, quality: int = PACK_QUALI
     limit = int(chunk_mb * 1e6)
     # Sizes as train.py decodes them: Train at load_size (random crops follow), Validation at image_size.
     for name, size in (("Validation", cfg.image_size), ("Train", cfg.load_size or cfg.image_size)):
-        split = decode(splits[name], size)
+        split = decode(splits[name], size, framing=cfg.framing)
         if name == "Train" and cfg.self_blend_prob > 0:
             find_hulls(split)
         order = np.random.default_rng(cfg.seed).permutation(len(split.labels))  # chunks mix sources
@@ -92,12 +92,20 @@ def _write_chunk(path: Path, chunk: list[tuple[bytes, int, str, np.ndarray | Non
 
 
 def save_init_weights(cfg: TrainConfig, out: Path) -> None:
-    """The starting weights (ImageNet for efficientnet_lite0), float16 to halve the transfer."""
+    """The starting weights: those of the `init_from` bundle (float32: a warm start keeps its
+    precision), else ImageNet's for efficientnet_lite0 (float16, to halve the transfer)."""
     from .model import build_model
 
-    weights = build_model(cfg).get_weights()
+    if cfg.init_from:
+        from .training import start_from
+
+        model = build_model(dataclasses.replace(cfg, pretrained=False))
+        start_from(model, cfg.init_from)
+        weights = [w.astype(np.float32) for w in model.get_weights()]
+    else:
+        weights = [w.astype(np.float16) for w in build_model(cfg).get_weights()]
     with atomic.atomic_path(out / INIT_WEIGHTS) as staging, open(staging, "wb") as f:
-        np.savez(f, *[w.astype(np.float16) for w in weights])
+        np.savez(f, *weights)
 
 
 def read_weights(path: Path) -> list[np.ndarray]:
@@ -148,7 +156,7 @@ def augment_array(image: np.ndarray, size: int, aug, rng: np.random.Generator) -
     pixels = np.clip((pixels - mean) * rng.uniform(0.85, 1.15) + mean, 0, 255)
     im = Image.fromarray(np.round(pixels).astype(np.uint8))
     if rng.random() < aug.rescale_prob:
-        down = int(size * rng.uniform(0.5, 0.9))
+        down = int(size * rng.uniform(aug.rescale_min, 0.9))
         im = im.resize((down, down), Image.Resampling.BILINEAR).resize((size, size), Image.Resampling.BILINEAR)
     if rng.random() < aug.jpeg_prob:
         im = Image.open(io.BytesIO(_encode(np.asarray(im), int(rng.integers(aug.jpeg_quality_min, 96)))))
@@ -170,14 +178,16 @@ def _make_batch(step: int, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.stack([augment_array(image, w["size"], w["aug"], rng) for image in images]), labels.reshape(-1, 1)
 
 
-def _batches(pool, epoch_idx: np.ndarray, epochs: int, batch: int, seed: int, ahead: int):
-    """Augmented batches of the whole run, built `ahead` at a time by the pool (bounded memory).
-
-    A fresh shuffle each epoch, whole batches only."""
+def _batches(pool, epoch_idx: np.ndarray, epochs: int, batch: int, seed: int, ahead: int,
+             per_epoch: int | None = None, first_epoch: int = 0):
+    """Augmented batches of the run from `first_epoch` on, built `ahead` at a time by the pool
+    (bounded memory). A fresh shuffle each epoch (the first `per_epoch` of it), whole batches only;
+    a resumed run gets the batches the uninterrupted run would have had."""
     rng = np.random.default_rng(seed)
-    steps = len(epoch_idx) // batch
-    plan = ((e * steps + s, order[s * batch:(s + 1) * batch]) for e in range(epochs)
-            for order in [rng.permutation(epoch_idx)] for s in range(steps))
+    steps = min(len(epoch_idx), per_epoch or len(epoch_idx)) // batch
+    orders = [rng.permutation(epoch_idx) for _ in range(epochs)]
+    plan = ((e * steps + s, orders[e][s * batch:(s + 1) * batch]) for e in range(first_epoch, epochs)
+            for s in range(steps))
     pending = collections.deque()
     for step, idx in plan:
         pending.append(pool.apply_async(_make_batch, (step, idx)))
@@ -188,8 +198,10 @@ def _batches(pool, epoch_idx: np.ndarray, epochs: int, batch: int, seed: int, ah
 
 
 def train(cfg: TrainConfig, packs: Path, out: Path, workers: int, time_budget_s: float | None = None,
-          probe_steps: int = 0) -> dict:
-    """Fit on the packs; write the best-Validation-AUC weights. `probe_steps` > 0: only time that many steps."""
+          probe_steps: int = 0, resume: bool = False) -> dict:
+    """Fit on the packs; write the best-Validation-AUC weights. `probe_steps` > 0: only time that many steps.
+
+    Every epoch leaves a checkpoint in `out/checkpoint`; `resume` continues from it."""
     from .data import Augmentation, Split, epoch_indices
 
     started = time.time()
@@ -201,24 +213,30 @@ def train(cfg: TrainConfig, packs: Path, out: Path, workers: int, time_budget_s:
                            "pack again with this config")
     split = Split("Train", [Path(n) for n in train_pack.names], train_pack.labels.astype(np.int32))
     epoch_idx = epoch_indices(split, cfg.source_balance)
-    steps = len(epoch_idx) // cfg.batch_size
+    steps = min(len(epoch_idx), cfg.epoch_images or len(epoch_idx)) // cfg.batch_size
     aug = Augmentation.from_config(cfg) if cfg.augment else Augmentation(1.0, 0.0, 0.0, cfg.jpeg_quality_min)
     # Fork the augmentation workers before Keras starts the backend's threads.
     pool = get_context("fork").Pool(workers, _init_worker,
                                     (train_pack, cfg.image_size, aug, cfg.self_blend_prob, cfg.seed))
     try:
-        batches = _batches(pool, epoch_idx, cfg.epochs, cfg.batch_size, cfg.seed, ahead=4 * workers)
         model = _compiled_model(cfg, packs, steps)
+        checkpoint = _Checkpoint(out / "checkpoint", cfg)
+        first_epoch = checkpoint.restore(model) if resume else checkpoint.clear()
+        batches = _batches(pool, epoch_idx, cfg.epochs, cfg.batch_size, cfg.seed, ahead=4 * workers,
+                           per_epoch=cfg.epoch_images, first_epoch=first_epoch)
         if probe_steps:
             return _probe(model, batches, probe_steps, cfg.batch_size)
-        best = _BestWeights()
-        model.fit(batches, steps_per_epoch=steps, epochs=cfg.epochs, validation_data=(val.images, val.labels.reshape(-1, 1)),
-                  validation_batch_size=256, verbose=0,
-                  callbacks=[_csv_logger(out / "history.csv"), best.callback(),
-                             _epoch_line(cfg.epochs, steps * cfg.batch_size,
-                                         started + time_budget_s if time_budget_s else None)])
+        if first_epoch >= cfg.epochs:
+            log.info("the checkpoint is of the last epoch: nothing left to train")
+        else:
+            model.fit(batches, steps_per_epoch=steps, epochs=cfg.epochs, initial_epoch=first_epoch,
+                      validation_data=(val.images, val.labels.reshape(-1, 1)), validation_batch_size=256, verbose=0,
+                      callbacks=[_csv_logger(out / "history.csv", append=first_epoch > 0), checkpoint.callback(),
+                                 _epoch_line(cfg.epochs, steps * cfg.batch_size,
+                                             started + time_budget_s if time_budget_s else None)])
     finally:
         pool.terminate()
+    best = checkpoint.best
     # Weights only, float32, in build_model's order: the optimizer state would triple the file.
     with atomic.atomic_path(out / WEIGHTS_FILE) as staging, open(staging, "wb") as f:
         np.savez(f, *best.weights)
@@ -240,7 +258,7 @@ def _compiled_model(cfg: TrainConfig, packs: Path, steps: int):
     if any(d.platform != "cpu" for d in _devices()):
         keras.mixed_precision.set_global_policy("mixed_bfloat16")  # variables stay float32
     model = compile_model(build_model(dataclasses.replace(cfg, pretrained=False)), cfg, steps)
-    if cfg.use_pretrained():
+    if cfg.use_pretrained() or cfg.init_from:
         init = packs / INIT_WEIGHTS
         if not init.exists():
             raise DatasetError(f"{init} is missing: `pack` writes the starting weights next to the data")
@@ -263,32 +281,86 @@ def _probe(model, batches, probe_steps: int, batch_size: int) -> dict:
     return {"compile_seconds": round(compiled, 1), "images_per_second": round(rate, 1)}
 
 
-def _csv_logger(path: Path):
+def _csv_logger(path: Path, append: bool = False):
     import keras
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    return keras.callbacks.CSVLogger(str(path))
+    return keras.callbacks.CSVLogger(str(path), append=append)
 
 
 class _BestWeights:
-    """Keeps, in memory, the weights of the epoch with the best Validation AUC."""
+    """The weights of the epoch with the best Validation AUC so far."""
 
     def __init__(self):
         self.auc, self.epoch, self.weights, self.history = -1.0, -1, None, []
 
+
+class _Checkpoint:
+    """After each epoch, on disk: the model's and the optimizer's variables (the step count, and so
+    the schedule, included), the history and the best epoch's weights, so that a run stopped at
+    any point resumes from its last finished epoch."""
+
+    STATE, BEST, META = "state.npz", "best.weights.npz", "meta.json"
+
+    def __init__(self, folder: Path, cfg: TrainConfig):
+        self.folder, self.cfg, self.best = folder, cfg, _BestWeights()
+
+    def clear(self) -> int:
+        for name in (self.STATE, self.BEST, self.META):
+            (self.folder / name).unlink(missing_ok=True)
+        return 0
+
+    def restore(self, model) -> int:
+        """Load the last checkpoint into `model`; returns the epoch to continue from (0: none)."""
+        meta_file = self.folder / self.META
+        if not meta_file.is_file():
+            log.info("no checkpoint in %s: starting from the first epoch", self.folder)
+            return 0
+        meta = json.loads(meta_file.read_text())
+        differ = sorted(k for k, v in self.cfg.to_dict().items() if meta["config"].get(k) != v and k != "epochs")
+        if differ:
+            raise DatasetError(f"the checkpoint in {self.folder} is of a run with other settings ({', '.join(differ)}); "
+                               "start afresh without --resume")
+        with np.load(self.folder / self.STATE) as z:
+            model.set_weights([z[f"model_{i}"] for i in range(meta["n_model"])])
+            optimizer = model.optimizer
+            optimizer.build(model.trainable_variables)
+            for i, variable in enumerate(optimizer.variables):
+                variable.assign(z[f"optimizer_{i}"])
+        self.best.auc, self.best.epoch, self.best.history = meta["best_auc"], meta["best_epoch"], meta["history"]
+        self.best.weights = read_weights(self.folder / self.BEST)
+        log.info("resuming after epoch %d (best Validation AUC %.4f at epoch %d)", meta["epoch"],
+                 self.best.auc, self.best.epoch + 1)
+        return int(meta["epoch"])
+
     def callback(self):
         import keras
 
-        keeper = self
+        checkpoint = self
 
-        class Keep(keras.callbacks.Callback):
+        class Save(keras.callbacks.Callback):
             def on_epoch_end(self, epoch, logs=None):
-                keeper.history.append(dict(logs))
-                if logs["val_auc"] > keeper.auc:
-                    keeper.auc, keeper.epoch = float(logs["val_auc"]), epoch
-                    keeper.weights = [np.asarray(w, np.float32) for w in self.model.get_weights()]
+                checkpoint.save(self.model, epoch, {k: float(v) for k, v in logs.items()})
 
-        return Keep()
+        return Save()
+
+    def save(self, model, epoch: int, logs: dict) -> None:
+        best = self.best
+        best.history.append(logs)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        if logs["val_auc"] > best.auc:
+            best.auc, best.epoch = logs["val_auc"], epoch
+            best.weights = [np.asarray(w, np.float32) for w in model.get_weights()]
+            with atomic.atomic_path(self.folder / self.BEST) as staging, open(staging, "wb") as f:
+                np.savez(f, *best.weights)
+        model_vars = model.get_weights()
+        optimizer_vars = {f"optimizer_{i}": np.asarray(v) for i, v in enumerate(model.optimizer.variables)}
+        with atomic.atomic_path(self.folder / self.STATE) as staging, open(staging, "wb") as f:
+            np.savez(f, **{f"model_{i}": w for i, w in enumerate(model_vars)}, **optimizer_vars)
+        # The meta file is written last: it names a state that is complete on disk.
+        atomic.write_text(self.folder / self.META, json.dumps(
+            {"epoch": epoch + 1, "n_model": len(model_vars), "best_auc": best.auc, "best_epoch": best.epoch,
+             "history": best.history, "config": self.cfg.to_dict()}))
 
 
 def _epoch_line(epochs: int, images: int, deadline: float | None):
@@ -352,6 +424,8 @@ def main(argv: list[str] | None = None) -> int:
     tr.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 2) - 2))
     tr.add_argument("--time-budget-s", type=float, help="stop after the epoch that would overrun this")
     tr.add_argument("--epochs", type=int, help="override the config's epochs")
+    tr.add_argument("--resume", action="store_true",
+                    help="continue from the checkpoint a stopped run left in OUT/checkpoint")
     tr.add_argument("--probe-steps", type=int, default=0,
                     help="only time this many training steps (images/s), to choose --epochs for a budget")
     args = p.parse_args(argv)
@@ -360,13 +434,13 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "pack":
             cfg.data_dir = args.data_dir
             pack(cfg, Path(args.out), args.chunk_mb)
-            if cfg.use_pretrained():
+            if cfg.use_pretrained() or cfg.init_from:
                 save_init_weights(cfg, Path(args.out))
         else:
             if args.epochs:
                 cfg.epochs = args.epochs
             print(json.dumps(train(cfg, Path(args.packs), Path(args.out), args.workers, args.time_budget_s,
-                                   args.probe_steps)))
+                                   args.probe_steps, args.resume)))
     except DatasetError as exc:
         log.error("%s", exc)
         return 2

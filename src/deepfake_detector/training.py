@@ -106,9 +106,10 @@ def fit(cfg: TrainConfig, splits, work: Path, resume: bool):
                  len(train_idx), len(splits["Train"].labels))
     augmentation = Augmentation.from_config(cfg) if cfg.augment else None
     train_ds = make_tf_dataset(splits["Train"], global_batch, training=True, seed=cfg.seed, augment=augmentation,
-                               indices=train_idx, out_size=cfg.image_size, self_blend_prob=cfg.self_blend_prob)
+                               indices=train_idx, out_size=cfg.image_size, self_blend_prob=cfg.self_blend_prob,
+                               per_epoch=cfg.epoch_images)
     val_ds = make_tf_dataset(splits["Validation"], global_batch, training=False, seed=cfg.seed)
-    steps = int(np.ceil(len(train_idx) / global_batch))
+    steps = int(np.ceil(min(len(train_idx), cfg.epoch_images or len(train_idx)) / global_batch))
     with strategy.scope():
         model = compile_model(build_model(cfg), cfg, steps)
         if cfg.init_from:
@@ -272,10 +273,10 @@ def run(cfg: TrainConfig, resume: bool = False, cache_dir: str | None = None, ro
     log.info("dataset %s: %s", data_root, {s: sp.counts() for s, sp in splits.items()})
     fitted_here = trained_weights is None
     if fitted_here:
-        decode(splits["Train"], cfg.load_size or cfg.image_size, cache_dir=cache_dir)
+        decode(splits["Train"], cfg.load_size or cfg.image_size, cache_dir=cache_dir, framing=cfg.framing)
         if cfg.self_blend_prob > 0:
             find_hulls(splits["Train"], cache_dir)
-    decode(splits["Validation"], cfg.image_size, cache_dir=cache_dir)
+    decode(splits["Validation"], cfg.image_size, cache_dir=cache_dir, framing=cfg.framing)
     skipped = {name: splits[name].skipped for name in ("Train", "Validation") if splits[name].images is not None}
 
     set_seed(cfg.seed)
