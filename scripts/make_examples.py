@@ -1,16 +1,22 @@
 """Make the redistributable example images in assets/examples/ (public-domain sources only).
 
+    python scripts/make_examples.py [--check BUNDLE]
+
 Real: the portrait of Grace Hopper that ships with matplotlib (US Navy photo, public domain),
-whole and as a tighter crop. Fake: the same portrait with its face region replaced by an
-altered copy of itself and blended in (the self-blended-image recipe), i.e. a manipulation
-this project made - no third-party deepfake is redistributed.
+whole and as a tighter crop, and the portrait of Eileen Collins that ships with scikit-image
+(`skimage.data.astronaut`, NASA, public domain). Fake: Eileen Collins with Grace Hopper's face
+pasted in (a plain face swap, no colour matching: the kind of answer "fake" shows), and the
+Hopper portrait with its face region replaced by an altered copy of itself and blended in (a
+subtle self-blend: the kind of answer "uncertain" shows). Every manipulation is this project's
+own: no third-party deepfake is redistributed. `--check BUNDLE` prints what a model says of each.
 """
 
+import argparse
 from pathlib import Path
 
 import matplotlib.cbook
 import numpy as np
-from PIL import Image, ImageFilter
+from PIL import Image, ImageDraw, ImageFilter
 
 OUT = Path(__file__).resolve().parent.parent / "assets" / "examples"
 
@@ -33,9 +39,47 @@ def self_blend(rgb: np.ndarray, box, seed: int, shift=(0, 0), scale=1.04, tint=(
     return np.clip(rgb * (1 - mask) + altered * mask, 0, 255).astype(np.uint8)
 
 
+def face_swap(target: np.ndarray, source: np.ndarray, feather: float = 0.06) -> np.ndarray:
+    """`source`'s face warped onto `target`'s (FaceMesh landmarks, similarity transform) and pasted
+    through the target's feathered face outline, colours left as they are."""
+    import cv2
+
+    from deepfake_detector.selfblend import face_landmarks
+
+    target_points, source_points = face_landmarks(target), face_landmarks(source)
+    matrix, _ = cv2.estimateAffinePartial2D(source_points.astype(np.float32), target_points.astype(np.float32))
+    warped = cv2.warpAffine(source, matrix, (target.shape[1], target.shape[0]), flags=cv2.INTER_LINEAR,
+                            borderMode=cv2.BORDER_REFLECT)
+    hull = cv2.convexHull(target_points.astype(np.float32)).reshape(-1, 2)
+    mask = Image.new("L", (target.shape[1], target.shape[0]), 0)
+    ImageDraw.Draw(mask).polygon([tuple(p) for p in hull], fill=255)
+    side = float(np.sqrt((np.asarray(mask) > 0).sum()))
+    alpha = np.asarray(mask.filter(ImageFilter.GaussianBlur(feather * side)), np.float32)[..., None] / 255.0
+    return np.clip(np.round(alpha * warped + (1 - alpha) * target), 0, 255).astype(np.uint8)
+
+
+def check(bundle: str) -> None:
+    """What the bundle's model says of each example, as the app would show it."""
+    from deepfake_detector.inference import Predictor
+
+    predictor = Predictor(bundle)
+    for path in sorted(OUT.rglob("*.jpg")):
+        pred = predictor.predict(path)
+        print(f"{path.parent.name}/{path.name}: {pred.verdict}, P(fake) {pred.p_fake:.2f}")
+
+
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", metavar="BUNDLE", help="only print what this bundle's model says of each example")
+    args = parser.parse_args()
+    if args.check:
+        check(args.check)
+        return
+    import skimage.data
+
     with matplotlib.cbook.get_sample_data("grace_hopper.jpg") as f:
         portrait = np.asarray(Image.open(f).convert("RGB"))
+    astronaut = skimage.data.astronaut()
     (OUT / "Real").mkdir(parents=True, exist_ok=True)
     (OUT / "Fake").mkdir(parents=True, exist_ok=True)
     face_box = (150, 95, 370, 380)  # x0, y0, x1, y1 of the face in the 512x600 portrait
@@ -46,7 +90,10 @@ def main() -> None:
     fake2 = self_blend(portrait, face_box, seed=2, shift=(4, -3), scale=1.07, tint=(-8, 4, 14))
     Image.fromarray(fake1).save(OUT / "Fake" / "grace_hopper_blended.jpg", quality=92)
     Image.fromarray(fake2).crop(crop).save(OUT / "Fake" / "grace_hopper_blended_face.jpg", quality=92)
-    print(f"wrote 4 example images to {OUT}")
+    # Quality 95: training.copy_examples re-encodes each at 92, and a swap's seams should survive that.
+    Image.fromarray(astronaut).save(OUT / "Real" / "eileen_collins.jpg", quality=95)
+    Image.fromarray(face_swap(astronaut, portrait)).save(OUT / "Fake" / "eileen_collins_face_swap.jpg", quality=95)
+    print(f"wrote 6 example images to {OUT}")
 
 
 if __name__ == "__main__":
