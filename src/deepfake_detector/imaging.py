@@ -12,11 +12,12 @@ import os
 import re
 import struct
 import warnings
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
 
 from .errors import ImageError
 
@@ -164,6 +165,41 @@ def _read_bytes(source: str | os.PathLike | bytes, max_bytes: int) -> bytes:
     return data
 
 
+_PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def _png_without_text_bombs(data: bytes, notes: list[str]) -> bytes:
+    """The PNG without its text chunks when one of them inflates past what Pillow reads (it then refuses
+    the whole file, though the pixels do not depend on them); unchanged otherwise. Only files that
+    have compressed text are walked, and nothing is inflated past Pillow's own limits."""
+    if b"zTXt" not in data and b"iTXt" not in data:
+        return data
+    chunks, offset, inflated, bomb = [], 8, 0, False
+    while offset + 12 <= len(data):
+        length, kind = struct.unpack(">I4s", data[offset:offset + 8])
+        end = offset + 12 + length
+        if kind in (b"zTXt", b"iTXt"):
+            body = data[offset + 8:end - 4]
+            _, _, rest = body.partition(b"\x00")
+            compressed = kind == b"zTXt" or rest[:1] == b"\x01"
+            packed = rest[1:] if kind == b"zTXt" else rest[2:].split(b"\x00", 2)[-1]
+            if compressed:
+                inflater = zlib.decompressobj()
+                try:
+                    inflated += len(inflater.decompress(packed, PngImagePlugin.MAX_TEXT_CHUNK))
+                except zlib.error:  # Pillow skips undecodable text itself
+                    pass
+                bomb = bomb or bool(inflater.unconsumed_tail) or inflated > PngImagePlugin.MAX_TEXT_MEMORY
+        if kind not in (b"tEXt", b"zTXt", b"iTXt"):
+            chunks.append(data[offset:end])
+        offset = end
+    if not bomb:
+        return data
+    notes.append(f"a PNG text chunk inflates past {PngImagePlugin.MAX_TEXT_CHUNK >> 20} MB: the text metadata "
+                 f"was skipped and the pixels decoded without it")
+    return data[:8] + b"".join(chunks) + data[offset:]
+
+
 def _to_rgb(im: Image.Image, notes: list[str]) -> Image.Image:
     mode = im.mode
     if mode in ("I;16", "I;16B", "I;16L", "I", "F"):
@@ -200,6 +236,8 @@ def load_image(
         im = source
     else:
         data = _read_bytes(source, max_bytes)
+        if data.startswith(_PNG_MAGIC):
+            data = _png_without_text_bombs(data, notes)
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("error", Image.DecompressionBombWarning)
