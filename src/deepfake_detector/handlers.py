@@ -22,6 +22,7 @@ from PIL import Image
 from .archives import MAX_ZIP_BYTES, read_zip
 from .errors import ImageError
 from .inference import FaceResult, Prediction, Predictor
+from .provenance import summary as provenance_summary
 from .serving import ResultFiles, as_files
 
 MAX_BATCH_FILES = 200
@@ -121,14 +122,16 @@ def _batch_inputs(files: list[str], max_bytes: int) -> tuple[list[Any], list[str
     return sources, names, rejected
 
 
-BATCH_COLUMNS = ["file", "label", "verdict", "p_fake", "confidence", "faces", "framing", "notes", "error"]
+BATCH_COLUMNS = ["file", "label", "verdict", "p_fake", "confidence", "faces", "framing", "provenance", "notes",
+                 "error"]
 
 
 def _row(pred: Prediction) -> dict:
     d = pred.to_dict()
-    row = {k: d[k] for k in BATCH_COLUMNS if k not in ("faces", "notes")}
+    row = {k: d[k] for k in BATCH_COLUMNS if k not in ("faces", "provenance", "notes")}
     # Per face: "index:verdict:p_fake" so a CSV row still says which face is suspicious.
     row["faces"] = " ".join(f"{f['index']}:{f['verdict']}:{f['p_fake']:.3f}" for f in d["faces"])
+    row["provenance"] = provenance_summary(d["provenance"])  # "ai_generated (c2pa)": what the file declares
     row["notes"] = "; ".join(d["notes"])
     return row
 

@@ -26,6 +26,8 @@ from .errors import ImageError
 from .faces import FaceSettings, Framing, frame_faces
 from .imaging import DEFAULT_LIMITS, InputLimits, load_image, resize_square
 from .ood import input_notes
+from .provenance import declared_first
+from .provenance import read as read_provenance
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +66,7 @@ class Prediction:
     faces: list[FaceResult] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     error: str | None = None
+    provenance: dict | None = None  # what the file declares about how it was made (provenance.py)
     # Not serialised: arrays for the UI.
     image: np.ndarray | None = field(default=None, repr=False)  # the decoded picture
     crop: np.ndarray | None = field(default=None, repr=False)  # model input of the deciding face
@@ -80,6 +83,7 @@ class Prediction:
         return max(self.faces, key=lambda f: f.p_fake) if self.faces else None
 
     @property
+    @declared_first
     def headline(self) -> str:
         if self.error:
             return f"Error: {self.error}"
@@ -286,13 +290,14 @@ class Predictor:
         `faces`: how faces are found and framed, if not as for every picture (`face_settings`)."""
         if name is None:
             name = str(source) if isinstance(source, (str, Path)) else None
+        declared = read_provenance(source)
         try:
             prepared = self.prepare(source, crop, faces=faces)
         except ImageError as exc:
-            return self.failed(name, str(exc))
+            return self.failed(name, str(exc), declared)
         p = self.calibrate(self.raw_scores(prepared.inputs))
         pred = self._scored(name, p, prepared)
-        pred.image = prepared.image
+        pred.image, pred.provenance = prepared.image, declared
         decider = pred.deciding_face.index - 1
         pred.crop = prepared.inputs[decider]
         if explain:
@@ -310,9 +315,11 @@ class Predictor:
             ready = [item for item in prepared if not isinstance(item, ImageError)]
             scores = iter(np.split(self.calibrate(self.raw_scores(np.concatenate([r.inputs for r in ready]))),
                                    np.cumsum([len(r.inputs) for r in ready])[:-1])) if ready else iter(())
-            for (_, name), item in zip(chunk, prepared):
-                yield (self.failed(name, str(item)) if isinstance(item, ImageError)
-                       else self._scored(name, next(scores), item))
+            for (source, name), item in zip(chunk, prepared):
+                pred = (self.failed(name, str(item)) if isinstance(item, ImageError)
+                        else self._scored(name, next(scores), item))
+                pred.provenance = read_provenance(source)
+                yield pred
 
     def _scored(self, name: str | None, p: np.ndarray, prepared: Prepared) -> Prediction:
         faces = []
@@ -333,9 +340,10 @@ class Predictor:
         return Prediction(name, top.label, top.verdict, top.p_fake, top.confidence,
                           framing.kind in ("faces", "face_crop"), framing.kind, self.threshold, faces, notes)
 
-    def failed(self, name: str | None, error: str) -> Prediction:
+    def failed(self, name: str | None, error: str, provenance: dict | None = None) -> Prediction:
         """The answer for an input that could not be scored: `error` says why."""
-        return Prediction(name, None, None, None, None, None, None, self.threshold, error=error)
+        return Prediction(name, None, None, None, None, None, None, self.threshold, error=error,
+                          provenance=provenance)
 
     def prepare_many(self, sources, crop: bool = True, degrade=None) -> list:
         """`prepare` for each source, in parallel; an unreadable one yields its ImageError instead."""

@@ -1,8 +1,9 @@
 """Command line: `python -m deepfake_detector.predict PATH... [--model DIR]`.
 
 Prints one JSON object per image or video on stdout (images: kind "image", file, label, p_fake,
-confidence, face_found, notes, error; videos (.mp4 .webm .mov .avi .mkv): kind "video" and the
-`VideoPrediction` keys). A zip archive is opened as the Batch tab opens it: a row per image inside
+confidence, face_found, notes, error, provenance (what the file declares: provenance.py); videos
+(.mp4 .webm .mov .avi .mkv): kind "video" and the `VideoPrediction` keys, provenance among them).
+A zip archive is opened as the Batch tab opens it: a row per image inside
 ("archive.zip/member.jpg"), and one with an error for each file it holds that is not scored.
 Progress bars and one line per unreadable file go to stderr. Exit status 0 when every file was
 scored, 1 when some could not be read, 2 when nothing could run (no model, no files, or no file

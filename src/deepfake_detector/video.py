@@ -30,6 +30,8 @@ import numpy as np
 
 from .errors import VideoError
 from .imaging import DEFAULT_LIMITS, MIN_SIDE
+from .provenance import declared_first
+from .provenance import read as read_provenance
 
 VIDEO_SUFFIXES = frozenset({".mp4", ".webm", ".mov", ".avi", ".mkv"})
 # Seek rather than grab through a gap longer than this (frames). Measured on a 60 s 720p mp4v clip
@@ -111,6 +113,7 @@ class VideoPrediction:
     rule: str | None  # how p_fake was made from the frame scores, with this clip's numbers
     notes: list[str] = field(default_factory=list)
     error: str | None = None
+    provenance: dict | None = None  # what the file declares about how it was made (provenance.py)
     # Not serialised: the highest-scoring frames as (thumbnail RGB, caption), best first.
     thumbnails: list[tuple[np.ndarray, str]] = field(default_factory=list, repr=False)
 
@@ -120,6 +123,7 @@ class VideoPrediction:
         return d
 
     @property
+    @declared_first
     def headline(self) -> str:
         if self.error:
             return f"Error: {self.error}"
@@ -468,6 +472,7 @@ def predict_video(predictor, path: str | os.PathLike, settings: VideoSettings | 
     settings = settings or VideoSettings()
     path = Path(path)
     name = name or path.name
+    declared = read_provenance(path)  # from the file: the frames below are arrays, without metadata
     deadline = time.monotonic() + settings.time_limit_s
     with _Clip(path, settings, max_pixels=int(predictor.limits.max_megapixels * 1e6)) as clip:
         plan = clip.plan(settings)
@@ -538,7 +543,7 @@ def predict_video(predictor, path: str | os.PathLike, settings: VideoSettings | 
     duration = clip.duration if clip.duration is not None else frames[-1].time_s
     return VideoPrediction(name, round(duration, 3), round(clip.fps, 3), n, frames, p, label,
                            predictor.verdict_of(p), round(p if label == "fake" else 1.0 - p, 6),
-                           predictor.threshold, rule, notes, thumbnails=tally.thumbnails())
+                           predictor.threshold, rule, notes, provenance=declared, thumbnails=tally.thumbnails())
 
 
 # -- pictures for the UI ---------------------------------------------------------------------------
