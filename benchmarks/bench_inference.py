@@ -3,7 +3,8 @@
     python benchmarks/bench_inference.py [--quick] [--model DIR] [--json OUT]
 
 Measures what a user waits for (decode -> find faces -> frame -> resize -> model -> verdict on a
-1024x768 photo), BlazeFace beside the OpenCV Haar cascade the project used before (same photo,
+1024x768 photo), what reading the photo's provenance adds to that (declaring nothing, and carrying
+a signed C2PA manifest), BlazeFace beside the OpenCV Haar cascade the project used before (same photo,
 same run), the model call alone, batch throughput on face crops, the seed CNN and the previous
 compact CNN (random weights: cost does not depend on them), and why serving uses TFLite rather
 than Keras. TensorFlow is imported only after the serving numbers and peak RSS are taken, so
@@ -13,6 +14,7 @@ they reflect the TensorFlow-free serving process.
 from __future__ import annotations
 
 import json
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -24,6 +26,7 @@ import _common as bench  # first: puts src/ on sys.path
 from deepfake_detector.faces import detect_faces, frame_faces
 from deepfake_detector.imaging import load_image, resize_square
 from deepfake_detector.inference import Predictor, TFLiteRunner
+from deepfake_detector.provenance import read as read_provenance
 
 
 def haar_largest_face(rgb: np.ndarray):
@@ -80,6 +83,21 @@ def serving(predictor: Predictor, photo: bytes, crops: list[bytes], quick: bool)
                          "images_per_s_no_face_crop": throughput(predictor, crops, False, quick)},
         "peak_rss_mb_serving": bench.peak_rss_mb(),
     }, model_input
+
+
+def provenance_cost(photo: bytes, quick: bool) -> dict:
+    """What `predict` adds per image to read the file's provenance: for the photo as it is (it declares
+    nothing: target <= 5 ms) and signed with a C2PA manifest (a throwaway certificate, as in the tests)."""
+    sys.path.insert(0, str(bench.REPO / "tests"))
+    import provenance_files
+
+    signed = provenance_files.sign(photo)
+    if read_provenance(signed)["source"] != "c2pa":
+        raise SystemExit("the signed photo's manifest was not read")
+    runs = 20 if quick else 200
+    return {"declares_nothing": bench.latency(bench.time_calls(lambda: read_provenance(photo), runs)),
+            "signed_c2pa": bench.latency(bench.time_calls(lambda: read_provenance(signed), runs)),
+            "signed_bytes": len(signed)}
 
 
 def throughput(predictor: Predictor, sources: list[bytes], crop: bool, quick: bool) -> float:
@@ -155,6 +173,7 @@ def main() -> None:
     predictor = Predictor(folder)
     load_s = time.perf_counter() - start
     served, model_input = serving(predictor, photo, crops, args.quick)
+    served["provenance"] = provenance_cost(photo, args.quick)
     facts = model_facts(folder)
     from deepfake_detector.config import TrainConfig
 
@@ -174,6 +193,8 @@ def main() -> None:
         ("predictor load", f"{load_s * 1000:.0f} ms"),
         ("predict(1024x768 JPEG)", lat(served["end_to_end"])),
         ("predict(..., explain=True)", lat(served["end_to_end_explain"])),
+        ("  + provenance, file declaring nothing", lat(served["provenance"]["declares_nothing"])),
+        ("  + provenance, signed C2PA manifest", lat(served["provenance"]["signed_c2pa"])),
         ("model call (raw_scores, 1 img)", lat(served["model_call"])),
         ("  decode", lat(served["stages"]["decode"])),
         ("  face detection (BlazeFace)", lat(served["stages"]["face_detection"])),
