@@ -72,7 +72,6 @@ _XMP_UUID = bytes.fromhex("be7acfcb97a942e89c71999491e3afac")  # XMP in an MP4 /
 @dataclass
 class _Found:
     """What the walk over a file's metadata turned up."""
-    kind: str | None = None  # "JPEG" | "PNG" | "WebP" | "ISO media" | None: not read
     xmp: bytes | None = None
     texts: dict[str, str] = field(default_factory=dict)  # PNG text chunks, by keyword
     software: tuple[str, str] | None = None  # (where, value): ("exif:Software", "...")
@@ -126,6 +125,8 @@ def describe_markdown(prov: dict | None) -> str:
     declared = prov.get("declared")
     if declared:
         lines.append(f"**Declared {_DECLARED_WORDS[declared]}** — {_where(prov)}.")
+    elif prov.get("c2pa"):
+        lines.append("**Nothing declared** about whether AI or a camera made this file.")
     else:
         lines.append("**Nothing declared:** no Content Credentials (C2PA), IPTC digital source type, "
                      "generator settings or generator name in EXIF say how this file was made.")
@@ -185,16 +186,12 @@ def _where(prov: dict) -> str:
 def _walk(f, found: _Found) -> None:
     head = f.read(16)
     if head.startswith(b"\xff\xd8\xff"):
-        found.kind = "JPEG"
         _walk_jpeg(f, found)
     elif head.startswith(_PNG_MAGIC):
-        found.kind = "PNG"
         _walk_png(f, found)
     elif head[:4] == b"RIFF" and head[8:12] == b"WEBP":
-        found.kind = "WebP"
         _walk_webp(f, found)
     elif head[4:8] == b"ftyp":
-        found.kind = "ISO media"
         _walk_bmff(f, found)
     else:
         found.notes.append("provenance is read from JPEG, PNG, WebP, HEIF/AVIF and MP4/MOV files; "
@@ -229,7 +226,7 @@ def _walk_jpeg(f, found: _Found) -> None:
         if kind == 0xE1:  # APP1: EXIF or XMP
             data = _exactly(f, payload)
             if data.startswith(b"Exif\x00\x00"):
-                _exif_software(data[6:], found)
+                _exif_software(data, found)
             elif data.startswith(_XMP_JPEG):
                 found.xmp = data[len(_XMP_JPEG):]
         elif kind == 0xEB:  # APP11: JPEG XT boxes, where C2PA keeps its JUMBF manifest store
@@ -308,8 +305,8 @@ def _walk_webp(f, found: _Found) -> None:
             f.seek(padded - length, 1)
             if kind == b"XMP ":
                 found.xmp = data
-            else:  # some writers keep JPEG's "Exif\0\0" prefix
-                _exif_software(data[6:] if data.startswith(b"Exif\x00\x00") else data, found)
+            else:
+                _exif_software(data, found)
             continue
         found.manifest = found.manifest or kind == b"C2PA"
         f.seek(padded, 1)
@@ -348,6 +345,7 @@ def _exactly(f, n: int) -> bytes:
 
 def _exif_software(tiff: bytes, found: _Found) -> None:
     """EXIF's Software tag (0x0131) from the first image directory of its TIFF structure."""
+    tiff = tiff[6:] if tiff.startswith(b"Exif\x00\x00") else tiff  # JPEG's prefix, which some writers keep
     order = {b"II": "<", b"MM": ">"}.get(tiff[:2])
     if order is None:
         found.notes.append("the EXIF block is malformed (no byte order mark): ignored")
