@@ -15,7 +15,7 @@ from PIL import Image
 
 ORG = "Throwaway Test Org"  # the signing certificate's organisation: what the reader reports as issuer
 IPTC = "http://cv.iptc.org/newscodes/digitalsourcetype/"
-MIME = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
+MIME = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp", "AVIF": "image/avif"}
 
 
 def picture(fmt: str = "JPEG", size: int = 96, seed: int = 0, **save) -> bytes:

@@ -34,7 +34,7 @@ def signed_jpeg() -> bytes:
 
 
 # -- C2PA ------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP"])
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP", "AVIF"])
 def test_a_signed_ai_manifest_is_declared_valid_and_untrusted_without_a_trust_list(fmt):
     prov = provenance.read(pf.sign(pf.picture(fmt), pf.MIME[fmt]))
     assert prov["declared"] == "ai_generated" and prov["source"] == "c2pa" and prov["generator"] == "TestGen 1.0"
@@ -68,6 +68,8 @@ def test_one_altered_byte_invalidates_the_manifest_and_the_pixels_still_decode(s
     prov = provenance.read(bytes(tampered))
     assert prov["c2pa"]["present"] and prov["c2pa"]["valid"] is False and prov["c2pa"]["trusted"] is False
     assert "assertion.dataHash.mismatch" in prov["c2pa"]["problems"]
+    assert prov["notes"] == ["the C2PA manifest does not verify (assertion.dataHash.mismatch): the file or its "
+                             "manifest was altered after signing, or is damaged"]
     assert prov["declared"] == "ai_generated"  # still what the file says, flagged as not verifying
     assert "does not verify" in provenance.headline_prefix(prov)
     assert load_image(bytes(tampered)).rgb.shape == (96, 96, 3)

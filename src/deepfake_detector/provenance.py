@@ -551,7 +551,12 @@ def _c2pa_report(f) -> _Checked:
               "issuer": signature.get("issuer") or signature.get("common_name"),
               "claim_generator": claim_generator, "actions": [str(a.get("action")) for a in actions],
               "problems": problems}
-    return _Checked(report, declared, generator, [trust_note] if trust_note else [])
+    notes = [trust_note] if trust_note else []
+    if not report["valid"]:
+        failures = ", ".join(code for code in problems if code != "signingCredential.untrusted") or "no code given"
+        notes.append(f"the C2PA manifest does not verify ({failures}): the file or its manifest was altered "
+                     f"after signing, or is damaged")
+    return _Checked(report, declared, generator, notes)
 
 
 def _agent(agent) -> str | None:
