@@ -156,9 +156,8 @@ _DECLARED_WORDS = {"ai_generated": "AI-generated", "ai_edited": "AI-edited", "ca
 
 def _c2pa_status(c2pa: dict) -> str:
     """How far a C2PA manifest's signature can be believed, in a few words."""
-    if not c2pa.get("valid"):
-        codes = ", ".join(c2pa.get("problems") or []) or "see the notes"
-        return f"the manifest does not verify: altered after signing, or damaged ({codes})"
+    if not c2pa.get("valid"):  # the notes say why
+        return "the manifest does not verify: altered after signing, or damaged"
     if c2pa.get("trusted"):
         return "signature valid, issuer on the configured trust list"
     return "signed, issuer not on a trust list"
