@@ -19,6 +19,7 @@ from sklearn.metrics import confusion_matrix, roc_auc_score, roc_curve
 from .atomic import atomic_path
 from .config import TrainConfig
 from .data import source_of
+from .ood import UNFAMILIARITY_FILE
 
 log = logging.getLogger(__name__)
 
@@ -168,11 +169,14 @@ def half_size_degrade(rgb: np.ndarray) -> np.ndarray:
     return np.asarray(im.resize((w, h), Image.Resampling.BILINEAR))
 
 
-def score_files(predictor, paths: list, degrade=None, batch_size: int = 64, progress: str | None = None):
-    """Raw (uncalibrated) model scores for image files through the predictor's own preprocessing."""
+def score_files(predictor, paths: list, degrade=None, batch_size: int = 64, progress: str | None = None,
+                features: bool = False):
+    """Raw (uncalibrated) model scores for image files through the predictor's own preprocessing;
+    with `features`, also the pooled features of each file's deciding face (None without them)."""
     from .errors import ImageError
 
     scores = np.zeros(len(paths))
+    feats: np.ndarray | None = None
     ok = np.ones(len(paths), dtype=bool)
     for start in range(0, len(paths), batch_size):
         idx = range(start, min(start + batch_size, len(paths)))
@@ -181,43 +185,76 @@ def score_files(predictor, paths: list, degrade=None, batch_size: int = 64, prog
         good = [i for i in idx if ok[i]]
         if good:  # a picture scores as its most suspicious face, as served
             items = [prepared[i - start] for i in good]
-            raw = predictor.raw_scores(np.concatenate([item.inputs for item in items]))
+            raw, f = predictor.scores_and_features(np.concatenate([item.inputs for item in items]))
             bounds = np.cumsum([0] + [len(item.inputs) for item in items])
-            scores[good] = [raw[a:b].max() for a, b in zip(bounds[:-1], bounds[1:])]
+            deciding = [a + int(np.argmax(raw[a:b])) for a, b in zip(bounds[:-1], bounds[1:])]
+            scores[good] = raw[deciding]
+            if features and f is not None:
+                if feats is None:
+                    feats = np.zeros((len(paths), f.shape[1]), np.float32)
+                feats[good] = f[deciding]
         if progress and (start // batch_size) % 5 == 0:
             log.info("%s: %d/%d", progress, idx[-1] + 1, len(paths))
-    return scores, ok
+    return (scores, ok, feats) if features else (scores, ok)
 
 
 def evaluate_bundle(predictor, val_paths, val_labels, test_paths, test_labels, robustness: bool = True,
-                    min_precision: float = TrainConfig.verdict_min_precision) -> dict:
-    """Fit calibration, threshold and uncertain band on Validation, then measure Test (clean and
-    degraded). Returns the metrics; `metrics["serving"]` holds what the served model needs."""
+                    min_precision: float = TrainConfig.verdict_min_precision,
+                    max_false_alarm: float = TrainConfig.max_false_alarm,
+                    unfamiliar_keep: float = TrainConfig.unfamiliar_keep, train_paths=None, composites: int = 300):
+    """Fit calibration and the decision rules on Validation (threshold for false alarms, uncertain
+    band, group thresholds, unfamiliarity cut-off on `train_paths`' features), then measure Test
+    (clean, degraded, 3-face composites of real faces). Returns (metrics, unfamiliarity or None);
+    `metrics["serving"]` holds what the served model needs. The predictor adopts the rules."""
     from .inference import calibrated
+    from .ood import Unfamiliarity
+    from .verdicts import DecisionRules, fit_group_thresholds, fit_threshold
 
-    val_raw, val_ok = score_files(predictor, val_paths, progress="scoring Validation")
-    calibration = fit_calibration(val_raw[val_ok], val_labels[val_ok])
+    val_raw, val_ok, val_feats = score_files(predictor, val_paths, progress="scoring Validation", features=True)
+    y_val = val_labels[val_ok]
+    val_sources = [source_of(x) for x, k in zip(val_paths, val_ok) if k]
+    calibration = fit_calibration(val_raw[val_ok], y_val)
     val_p = calibrated(val_raw[val_ok], **calibration)
-    threshold = choose_threshold(val_p, val_labels[val_ok])
-    band = choose_uncertain_band(val_p, val_labels[val_ok], threshold, min_precision)
+    threshold = fit_threshold(val_p, y_val, val_sources, max_false_alarm)
+    band = choose_uncertain_band(val_p, y_val, threshold, min_precision)
+    serving = {"threshold": threshold, "calibration": calibration, "uncertain_band": band,
+               "group_thresholds": fit_group_thresholds(val_p[y_val == 0], threshold),
+               "max_false_alarm": max_false_alarm, "verdict_min_precision": min_precision,
+               "preprocessing": "BlazeFace faces framed at FaceSettings.crop_scale -> square resize -> model; "
+                                "a picture's verdict is its most suspicious face's, by verdicts.DecisionRules"}
 
-    test_raw, test_ok = score_files(predictor, test_paths, progress="scoring Test")
+    unfamiliarity = None
+    if val_feats is not None and train_paths:
+        _, train_ok, train_feats = score_files(predictor, train_paths, progress="features of Train", features=True)
+        unfamiliarity = Unfamiliarity.fit(train_feats[train_ok])
+        unfamiliarity.fit_cutoff(val_feats[val_ok], unfamiliar_keep)
+        serving["unfamiliarity"] = {"method": unfamiliarity.method, "cutoff": unfamiliarity.cutoff,
+                                    "keep": unfamiliar_keep, "train_faces": int(train_ok.sum())}
+    predictor.adopt(serving, unfamiliarity)
+    rules = DecisionRules.from_serving(serving)
+
+    test_raw, test_ok, test_feats = score_files(predictor, test_paths, progress="scoring Test", features=True)
     y = test_labels[test_ok]
     kept = [p for p, k in zip(test_paths, test_ok) if k]
     test_p = calibrated(test_raw[test_ok], **calibration)
+    unfamiliar = (unfamiliarity.score(test_feats[test_ok]) > unfamiliarity.cutoff if unfamiliarity is not None
+                  else np.zeros(len(y), bool))
+    verdicts = np.asarray([rules.call(p, 1, u).verdict for p, u in zip(test_p, unfamiliar)])
     test = binary_metrics(y, test_p, threshold)
     test["ece_uncalibrated"] = expected_calibration_error(y, np.clip(test_raw[test_ok], 0, 1))
     test.update(selective(y, test_p, threshold, band))
     test["per_source"] = per_source(kept, y, test_p, threshold, band)
-    result = {
-        "serving": {"threshold": threshold, "calibration": calibration, "uncertain_band": band,
-                    "verdict_min_precision": min_precision,
-                    "preprocessing": "BlazeFace faces framed at FaceSettings.crop_scale -> square resize -> "
-                                     "model; a picture scores as its most suspicious face"},
-        "validation": binary_metrics(val_labels[val_ok], val_p, threshold),
-        "test": test,
-        "roc": _roc_points(y, test_p),
-    }
+    test["trust"] = trust(kept, y, verdicts)
+    test["unfamiliar_rate"] = float(unfamiliar.mean())
+    result = {"serving": serving, "validation": binary_metrics(y_val, val_p, threshold), "test": test,
+              "roc": _roc_points(y, test_p)}
+    if composites:
+        result["test"]["real_composites"] = composite_false_alarms(
+            predictor, [p for p, lab in zip(test_paths, test_labels) if lab == 0], count=composites)
+    if unfamiliarity is not None:
+        result["test"]["unfamiliarity_left_out"] = left_out_separation(
+            train_feats[train_ok], [source_of(x) for x, k in zip(train_paths, train_ok) if k],
+            test_feats[test_ok], [source_of(x) for x in kept])
     if robustness:
         result["robustness"] = {}
         for name, fn in (("jpeg_q50", jpeg_degrade(50)), ("half_size", half_size_degrade)):
@@ -229,7 +266,77 @@ def evaluate_bundle(predictor, val_paths, val_labels, test_paths, test_labels, r
                 "accuracy_drop": test["accuracy"] - m["accuracy"],
                 "per_source": per_source([x for x, k in zip(test_paths, ok) if k], test_labels[ok], p, threshold),
             }
-    return result
+    return result, unfamiliarity
+
+
+def trust(paths: list, labels: np.ndarray, verdicts: np.ndarray) -> dict:
+    """Per source and overall: the share of pictures called the right way, "uncertain", and called
+    the wrong way (for a real picture: a false alarm), by the served rules."""
+    sources = np.asarray([source_of(x) for x in paths])
+    truth = np.where(labels == 1, "fake", "real")
+
+    def shares(mask):
+        n = int(mask.sum())
+        right = float((verdicts[mask] == truth[mask]).mean()) if n else None
+        uncertain = float((verdicts[mask] == "uncertain").mean()) if n else None
+        return {"n": n, "right": right, "uncertain": uncertain,
+                "wrong": None if right is None else round(1.0 - right - uncertain, 6)}
+
+    out = {f"{s}/{kind}": shares((sources == s) & (truth == kind))
+           for s in sorted(set(sources.tolist())) for kind in ("real", "fake") if ((sources == s) & (truth == kind)).any()}
+    out["all/real"], out["all/fake"] = shares(truth == "real"), shares(truth == "fake")
+    return out
+
+
+def composite(paths: list, height: int = 320, gap: int = 16) -> np.ndarray:
+    """The pictures side by side at one height on a grey strip: a group picture of their faces."""
+    parts = []
+    for path in paths:
+        im = Image.open(path).convert("RGB")
+        parts.append(np.asarray(im.resize((max(1, round(im.width * height / im.height)), height),
+                                          Image.Resampling.BILINEAR)))
+    width = sum(p.shape[1] for p in parts) + gap * (len(parts) + 1)
+    canvas = np.full((height + 2 * gap, width, 3), 128, np.uint8)
+    x = gap
+    for part in parts:
+        canvas[gap:gap + height, x:x + part.shape[1]] = part
+        x += part.shape[1] + gap
+    return canvas
+
+
+def composite_false_alarms(predictor, real_paths: list, count: int = 300, faces: int = 3, seed: int = 0) -> dict:
+    """How often a picture of `faces` real Test faces side by side is called fake (and uncertain),
+    through the whole served path: face search, group rule, unfamiliarity."""
+    rng = np.random.default_rng(seed)
+    verdicts, found = [], []
+    for k in range(count):
+        picked = [real_paths[i] for i in rng.choice(len(real_paths), faces, replace=False)]
+        pred = predictor.predict(composite(picked))
+        verdicts.append(pred.verdict)
+        found.append(len(pred.faces) if pred.framing == "faces" else 0)
+        if (k + 1) % 100 == 0:
+            log.info("%d-face composites: %d/%d", faces, k + 1, count)
+    verdicts = np.asarray(verdicts)
+    return {"n": count, "faces": faces, "called_fake": float((verdicts == "fake").mean()),
+            "uncertain": float((verdicts == "uncertain").mean()),
+            "all_faces_found": float(np.mean(np.asarray(found) == faces))}
+
+
+def left_out_separation(train_feats: np.ndarray, train_sources: list, test_feats: np.ndarray,
+                        test_sources: list, **fit_args) -> dict:
+    """Per source: fit the unfamiliarity statistics without it (no retraining), then the ROC AUC of
+    its Test faces' scores against the other sources' Test faces (1.0: every one of its faces is
+    less familiar than every other face)."""
+    from .ood import Unfamiliarity
+
+    train_sources, test_sources = np.asarray(train_sources), np.asarray(test_sources)
+    out = {}
+    for source in sorted(set(test_sources.tolist())):
+        if not (train_sources != source).any() or (test_sources == source).all():
+            continue
+        u = Unfamiliarity.fit(train_feats[train_sources != source], **fit_args)
+        out[source] = float(roc_auc_score(test_sources == source, u.score(test_feats)))
+    return out
 
 
 def _roc_points(labels, p, n: int = 101) -> dict:
@@ -289,6 +396,18 @@ def plot_all(metrics: dict, history: dict[str, list[float]], folder: Path) -> li
 
 
 # -- sealing a bundle ----------------------------------------------------------------------------
+def feature_sample(train, seed: int, per_source: int = 800) -> list:
+    """Train pictures whose features the unfamiliarity statistics hold: up to `per_source` of each
+    source, so that a small source is as present as a large one."""
+    rng = np.random.default_rng(seed)
+    sources = np.asarray(train.sources)
+    picked = []
+    for source in sorted(set(sources.tolist())):
+        idx = np.flatnonzero(sources == source)
+        picked += sorted(rng.choice(idx, min(per_source, len(idx)), replace=False).tolist())
+    return [train.paths[i] for i in picked]
+
+
 def seal(staging: Path, out: Path, data_splits: dict, robustness: bool = True, keep: dict | None = None) -> dict:
     """The one way a bundle is finished: evaluate through the serving path, plot, write metrics and
     the model card, then write the manifest and move the folder into place. Returns the metrics."""
@@ -310,8 +429,17 @@ def seal(staging: Path, out: Path, data_splits: dict, robustness: bool = True, k
         log.info("TFLite served: %s", record)
     predictor = Predictor(staging, verify=False, source=f"bundle {out}")
     config = bundle.read_json(staging, "config.json")
-    metrics = evaluate_bundle(predictor, val.paths, val.labels, test.paths, test.labels, robustness=robustness,
-                              min_precision=config.get("verdict_min_precision", TrainConfig.verdict_min_precision))
+    defaults = TrainConfig()
+    metrics, unfamiliarity = evaluate_bundle(
+        predictor, val.paths, val.labels, test.paths, test.labels, robustness=robustness,
+        min_precision=config.get("verdict_min_precision", defaults.verdict_min_precision),
+        max_false_alarm=config.get("max_false_alarm", defaults.max_false_alarm),
+        unfamiliar_keep=config.get("unfamiliar_keep", defaults.unfamiliar_keep),
+        train_paths=feature_sample(data_splits["Train"], config.get("seed", 0)) if "Train" in data_splits else None)
+    if unfamiliarity is not None:
+        unfamiliarity.save(staging / UNFAMILIARITY_FILE)
+    else:
+        (staging / UNFAMILIARITY_FILE).unlink(missing_ok=True)
     metrics.update(keep)
     plot_all(metrics, bundle.read_history(staging / "history.csv"), staging / "plots")
     bundle.write_json(staging / "metrics.json", metrics)

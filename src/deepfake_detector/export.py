@@ -25,20 +25,30 @@ MAX_AUC_LOSS = 0.005  # the quantised model is served when it loses at most this
 
 
 def run_tflite(path: Path | str, batch: np.ndarray) -> np.ndarray:
-    """One batched call of a TFLite model, through the same runner serving uses."""
+    """The raw scores of one batched call of a TFLite model, through the same runner serving uses."""
     from .inference import TFLiteRunner
 
-    return TFLiteRunner(Path(path), pool_size=1)(batch)
+    return TFLiteRunner(Path(path), pool_size=1)(batch)[:, 0]
+
+
+def with_features(model):
+    """The network with a second output: the pooled features its classifier reads (the input of
+    the "dropout" layer every architecture ends with). Serving uses them to tell faces unlike
+    anything the model was trained on (ood.py)."""
+    import keras
+
+    return keras.Model(model.inputs, [model.outputs[0], model.get_layer("dropout").input], name=model.name)
 
 
 def _convert(model, image_size: int, quantize: bool) -> bytes:
     import keras
     import tensorflow as tf
 
+    served = with_features(model)
     with tempfile.TemporaryDirectory() as tmp:  # via a SavedModel: the direct route yields NaNs
         archive = keras.export.ExportArchive()  # explicit endpoint: BatchNorm in inference mode
-        archive.track(model)
-        archive.add_endpoint("serve", lambda x: model(x, training=False),
+        archive.track(served)
+        archive.add_endpoint("serve", lambda x: served(x, training=False),
                              input_signature=[tf.TensorSpec([None, image_size, image_size, 3], tf.float32)])
         archive.write_out(tmp, verbose=False)
         converter = tf.lite.TFLiteConverter.from_saved_model(tmp)
@@ -49,7 +59,8 @@ def _convert(model, image_size: int, quantize: bool) -> bytes:
 
 
 def export_tflite(model, image_size: int, folder: Path, check_images: np.ndarray) -> dict:
-    """Write model.keras (no optimizer, no custom code), model.tflite and its float16 copy."""
+    """Write model.keras (no optimizer, no custom code), model.tflite and its float16 copy; the TFLite
+    copies have two outputs, the score and the pooled features."""
     import keras
 
     # From the config, not clone_model: a clone keeps the compiled optimizer, and its state would

@@ -348,16 +348,20 @@ def detect_faces(rgb: np.ndarray, settings: FaceSettings = FaceSettings()) -> li
                  for face in _detect(framed, factor, settings))
         faces = [face for face in found if face is not None]
     large = settings.small_face_ratio * max(rgb.shape[:2])
-    if settings.tiles and not (faces and all(f.side >= large and f.score >= settings.tiles_skip_score for f in faces)):
+    if settings.tiles:
         # Faces this small are a few pixels wide in the whole-picture pass (group pictures, people
         # further away): look again at overlapping tiles, at the detection size and each doubling
-        # of it up to tiles_max_side (a 12 MP photo at 500, 1000 and 2000 px).
+        # of it up to tiles_max_side (a 12 MP photo at 500, 1000 and 2000 px). When every face found
+        # is large and sure, the detection size's tiles alone: a smaller face beside a large one
+        # (a swapped face next to a big real one) must not go unscored, and there it is not tiny.
         # An unsure picture-sized box (the false box of a faceless texture) is set aside while tile
         # faces are checked for duplicates: it would otherwise swallow every face inside it.
         is_unsure = [f.score < settings.tiles_skip_score and _picture_sized(f, rgb.shape, settings) for f in faces]
         unsure = [f for f, u in zip(faces, is_unsure) if u]
         faces = [f for f, u in zip(faces, is_unsure) if not u]
         levels = [(level, f) for level, f in reversed(pyramid) if f == factor or max(level.shape[:2]) <= settings.tiles_max_side]
+        if faces and all(f.side >= large and f.score >= settings.tiles_skip_score for f in faces):
+            levels = levels[:1]
         found = [f for level, level_factor in levels for f in _detect_tiles(level, level_factor, rgb.shape, settings)]
         # A face is often found at two levels: the surer look (usually the finer level's) frames it.
         for face in sorted(found, key=lambda f: -f.score):

@@ -25,9 +25,10 @@ from . import bundle as bundle_io
 from .errors import ImageError
 from .faces import FaceSettings, Framing, frame_faces
 from .imaging import DEFAULT_LIMITS, InputLimits, load_image, resize_square
-from .ood import input_notes
+from .ood import UNFAMILIARITY_FILE, Unfamiliarity, input_notes
 from .provenance import declared_first
 from .provenance import read as read_provenance
+from .verdicts import DecisionRules, picture_verdict
 
 log = logging.getLogger(__name__)
 
@@ -45,21 +46,22 @@ class FaceResult:
     box: list[int]  # x, y, w, h of the scored crop in the image
     face_box: list[int] | None  # the detector's face box, when a face was detected
     p_fake: float
-    label: str  # "fake" | "real" at the threshold
-    verdict: str  # "fake" | "real" | "uncertain"
-    confidence: float  # probability of `label`
+    label: str  # "fake" | "real": the more probable class by the calibrated p_fake
+    verdict: str  # "fake" | "real" | "uncertain" (verdicts.DecisionRules)
+    confidence: float  # calibrated probability of `label` (>= 0.5)
     # Where the face's eyes, nose and mouth are (None when the whole image was scored without a face):
     roll_degrees: float | None = None  # eye line's turn from level, positive clockwise as shown
     landmarks: dict[str, list] | None = None  # eyes (picture's left first), nose_tip, mouth: x, y pixels
+    unfamiliarity: float | None = None  # distance of its features from the Train faces' (None: not measured)
 
 
 @dataclass
 class Prediction:
     file: str | None
-    label: str | None  # "fake" | "real": the most suspicious face at the threshold
-    verdict: str | None  # "fake" | "real" | "uncertain" (inside the band chosen on Validation)
+    label: str | None  # "fake" | "real": the deciding face's more probable class
+    verdict: str | None  # "fake" | "real" | "uncertain": the picture's (verdicts.picture_verdict)
     p_fake: float | None  # calibrated probability of the deciding face
-    confidence: float | None  # probability of the predicted label
+    confidence: float | None  # calibrated probability of `label` (>= 0.5)
     face_found: bool | None
     framing: str | None  # "faces" | "face_crop" | "no_face" | "whole" (cropping off)
     threshold: float | None
@@ -80,17 +82,27 @@ class Prediction:
 
     @property
     def deciding_face(self) -> FaceResult | None:
-        return max(self.faces, key=lambda f: f.p_fake) if self.faces else None
+        """The most suspicious face among those whose verdict is the picture's."""
+        same = [f for f in self.faces if f.verdict == self.verdict] or self.faces
+        return max(same, key=lambda f: f.p_fake) if same else None
 
     @property
     @declared_first
     def headline(self) -> str:
         if self.error:
             return f"Error: {self.error}"
+        where = ""
+        if len(self.faces) > 1:
+            flagged = [f.index for f in self.faces if f.verdict == self.verdict]
+            where = f" (face {_listed(flagged)} of {len(self.faces)})" if self.verdict != "real" else \
+                f" (all {len(self.faces)} faces)"
         if self.verdict == "uncertain":
-            return f"Uncertain — the model cannot tell (P(fake) {self.p_fake:.2f}, threshold {self.threshold:.2f})"
-        return (f"{self.label.capitalize()} — {self.confidence:.0%} confident "
-                f"(P(fake) = {self.p_fake:.2f}, threshold {self.threshold:.2f})")
+            return f"Uncertain{where} — the model cannot tell (P(fake) {self.p_fake:.2f})"
+        return f"{self.verdict.capitalize()}{where} — {self.confidence:.0%} confident (P(fake) {self.p_fake:.2f})"
+
+
+def _listed(numbers: list[int]) -> str:
+    return str(numbers[0]) if len(numbers) == 1 else ", ".join(map(str, numbers[:-1])) + f" and {numbers[-1]}"
 
 
 @dataclass
@@ -183,6 +195,7 @@ class TFLiteRunner:
 
     @staticmethod
     def _invoke_rows(slot: list, batch: np.ndarray) -> np.ndarray:
+        """N x (1 + D): the raw score, then the pooled features (D = 0 for a model without them)."""
         interp, shape = slot
         inp = interp.get_input_details()[0]
         if shape != batch.shape:
@@ -191,8 +204,10 @@ class TFLiteRunner:
             slot[1] = batch.shape
         interp.set_tensor(inp["index"], batch.astype(np.float32))
         interp.invoke()
-        out = interp.get_tensor(interp.get_output_details()[0]["index"])
-        return np.asarray(out, dtype=np.float64).reshape(-1)
+        # The converter does not keep the outputs' order: the score is the one of width 1.
+        outs = sorted((interp.get_tensor(d["index"]).reshape(len(batch), -1) for d in interp.get_output_details()),
+                      key=lambda o: o.shape[1])
+        return np.concatenate(outs, axis=1).astype(np.float64)
 
 
 class _KerasRunner:
@@ -203,7 +218,7 @@ class _KerasRunner:
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         with self._lock:
             out = self.model(batch.astype(np.float32), training=False)
-        return np.asarray(out, dtype=np.float64).reshape(-1)
+        return np.asarray(out, dtype=np.float64).reshape(-1, 1)
 
 
 class Predictor:
@@ -226,9 +241,21 @@ class Predictor:
         self.fallback_reason: str | None = None  # why a configured Hub model is not the one served
         self.image_size = int(self.config["image_size"])
         serving = self.metrics.get("serving", {})
-        self.threshold = float(serving.get("threshold", 0.5))
-        band = serving.get("uncertain_band") or [self.threshold, self.threshold]
-        self.uncertain_band = (float(band[0]), float(band[1]))
+        self.rules = DecisionRules.from_serving(serving)
+        self.threshold = self.rules.threshold
+        self.uncertain_band = self.rules.band
+        self.bundle_notes: list[str] = []  # what this bundle cannot do that newer ones can
+        if not self.rules.group_thresholds and serving:
+            self.bundle_notes.append("this bundle has no group-picture thresholds: a picture of several faces is "
+                                     "judged by the single-face threshold, so real groups are called fake more often")
+        self.unfamiliarity = None
+        if (self.folder / UNFAMILIARITY_FILE).is_file():
+            self.unfamiliarity = Unfamiliarity.load(self.folder / UNFAMILIARITY_FILE)
+        elif serving:
+            self.bundle_notes.append("this bundle has no unfamiliarity statistics: faces unlike the training "
+                                     "faces are not flagged as uncertain")
+        for note in self.bundle_notes:
+            log.warning("%s: %s", self.folder, note)
         self.face_settings = FaceSettings()
         self.limits = limits
         cal = serving.get("calibration") or {"a": 1.0, "b": 0.0}
@@ -258,7 +285,12 @@ class Predictor:
     # -- the numbers ---------------------------------------------------------------------------
     def raw_scores(self, images: np.ndarray) -> np.ndarray:
         """Uncalibrated model outputs for a batch of size x size uint8 images."""
-        return self._run(np.asarray(images, dtype=np.float32))
+        return self._run(np.asarray(images, dtype=np.float32))[:, 0]
+
+    def scores_and_features(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """Raw scores and the pooled features of a batch (None from a model exported without them)."""
+        out = self._run(np.asarray(images, dtype=np.float32))
+        return out[:, 0], (out[:, 1:] if out.shape[1] > 1 else None)
 
     def calibrate(self, raw: np.ndarray) -> np.ndarray:
         return calibrated(raw, self.cal_a, self.cal_b)
@@ -277,11 +309,23 @@ class Predictor:
         notes = loaded.notes + framing.notes() + input_notes(loaded, framing, self.image_size)
         return Prepared(loaded.rgb, inputs, framing, notes)
 
-    def verdict_of(self, p_fake: float) -> str:
-        low, high = self.uncertain_band
-        if low <= p_fake < high:
-            return "uncertain"
-        return "fake" if p_fake >= self.threshold else "real"
+    def adopt(self, serving: dict, unfamiliarity: Unfamiliarity | None) -> None:
+        """Serve with these rules (metrics.json's "serving") and unfamiliarity statistics: sealing
+        fits them with this predictor, then measures Test with them."""
+        self.rules = DecisionRules.from_serving(serving)
+        self.threshold, self.uncertain_band = self.rules.threshold, self.rules.band
+        cal = serving.get("calibration") or {"a": 1.0, "b": 0.0}
+        self.cal_a, self.cal_b = float(cal["a"]), float(cal["b"])
+        self.unfamiliarity = unfamiliarity
+
+    def verdict_of(self, p_fake: float, n_faces: int = 1) -> str:
+        """The verdict on one face's calibrated score, in a picture of `n_faces` faces."""
+        return self.rules.call(p_fake, n_faces).verdict
+
+    def unfamiliarity_of(self, features: np.ndarray | None) -> np.ndarray | None:
+        if self.unfamiliarity is None or features is None or self.unfamiliarity.cutoff is None:
+            return None
+        return self.unfamiliarity.score(features)
 
     # -- one image -----------------------------------------------------------------------------
     def predict(self, source, crop: bool = True, explain: bool = False, name: str | None = None,
@@ -295,8 +339,9 @@ class Predictor:
             prepared = self.prepare(source, crop, faces=faces)
         except ImageError as exc:
             return self.failed(name, str(exc), declared)
-        p = self.calibrate(self.raw_scores(prepared.inputs))
-        pred = self._scored(name, p, prepared)
+        raw, features = self.scores_and_features(prepared.inputs)
+        p = self.calibrate(raw)
+        pred = self._scored(name, p, prepared, self.unfamiliarity_of(features))
         pred.image, pred.provenance = prepared.image, declared
         decider = pred.deciding_face.index - 1
         pred.crop = prepared.inputs[decider]
@@ -313,32 +358,53 @@ class Predictor:
             chunk = list(zip(sources[start:start + batch_size], names[start:start + batch_size]))
             prepared = self.prepare_many([src for src, _ in chunk], crop)
             ready = [item for item in prepared if not isinstance(item, ImageError)]
-            scores = iter(np.split(self.calibrate(self.raw_scores(np.concatenate([r.inputs for r in ready]))),
-                                   np.cumsum([len(r.inputs) for r in ready])[:-1])) if ready else iter(())
+            if ready:
+                raw, features = self.scores_and_features(np.concatenate([r.inputs for r in ready]))
+                cuts = np.cumsum([len(r.inputs) for r in ready])[:-1]
+                scores = iter(np.split(self.calibrate(raw), cuts))
+                unfamiliar = self.unfamiliarity_of(features)
+                distances = iter(np.split(unfamiliar, cuts) if unfamiliar is not None else [None] * len(ready))
             for (source, name), item in zip(chunk, prepared):
                 pred = (self.failed(name, str(item)) if isinstance(item, ImageError)
-                        else self._scored(name, next(scores), item))
+                        else self._scored(name, next(scores), item, next(distances)))
                 pred.provenance = read_provenance(source)
                 yield pred
 
-    def _scored(self, name: str | None, p: np.ndarray, prepared: Prepared) -> Prediction:
+    def _scored(self, name: str | None, p: np.ndarray, prepared: Prepared,
+                unfamiliarity: np.ndarray | None = None) -> Prediction:
+        n = len(prepared.framing.regions)
+        cutoff = self.unfamiliarity.cutoff if unfamiliarity is not None else None
         faces = []
         for i, (region, p_fake) in enumerate(zip(prepared.framing.regions, p), start=1):
             p_fake = round(float(p_fake), 6)
-            label = "fake" if p_fake >= self.threshold else "real"
+            distance = round(float(unfamiliarity[i - 1]), 4) if unfamiliarity is not None else None
+            call = self.rules.call(p_fake, n, unfamiliar=distance is not None and distance > cutoff)
             face = region.face
             found = face is not None
-            faces.append(FaceResult(i, list(region.box), list(face.box) if found else None, p_fake, label,
-                                    self.verdict_of(p_fake), round(p_fake if label == "fake" else 1.0 - p_fake, 6),
+            faces.append(FaceResult(i, list(region.box), list(face.box) if found else None, p_fake, call.label,
+                                    call.verdict, round(call.confidence, 6),
                                     roll_degrees=round(face.roll_degrees, 1) if found else None,
-                                    landmarks=face.named_landmarks() if found else None))
-        top = max(faces, key=lambda f: f.p_fake)  # the picture is as suspicious as its most suspicious face
+                                    landmarks=face.named_landmarks() if found else None, unfamiliarity=distance))
+        verdict = picture_verdict([f.verdict for f in faces])
         notes = list(prepared.notes)
-        if len(faces) > 1:
-            notes.append(f"{len(faces)} faces scored; the verdict is that of face {top.index}, the most suspicious")
-        framing = prepared.framing
-        return Prediction(name, top.label, top.verdict, top.p_fake, top.confidence,
-                          framing.kind in ("faces", "face_crop"), framing.kind, self.threshold, faces, notes)
+        unfamiliar = [f.index for f in faces if f.unfamiliarity is not None and f.unfamiliarity > cutoff]
+        if unfamiliar:
+            which = "the face is" if n == 1 else f"face {_listed(unfamiliar)} {'is' if len(unfamiliar) == 1 else 'are'}"
+            notes.append(f"{which} unlike the faces the model was trained on (unfamiliarity above the cut-off "
+                         f"{cutoff:.3f} fitted on Validation): the score is an extrapolation, so the verdict is "
+                         f"uncertain")
+        if n > 1:
+            flagged = [f.index for f in faces if f.verdict == "fake"]
+            if flagged:
+                notes.append(f"face {_listed(flagged)} of {n} look{'s' if len(flagged) == 1 else ''} manipulated")
+            notes.append(f"{n} faces scored: with {n} faces a face is called fake from P(fake) "
+                         f"{self.rules.threshold_for(n):.2f} (one face: {self.threshold:.2f}), so that a picture of "
+                         f"real people is called fake no more often than one real face")
+        result = Prediction(name, None, verdict, None, None, prepared.framing.kind in ("faces", "face_crop"),
+                            prepared.framing.kind, self.threshold, faces, notes)
+        top = result.deciding_face
+        result.label, result.p_fake, result.confidence = top.label, top.p_fake, top.confidence
+        return result
 
     def failed(self, name: str | None, error: str, provenance: dict | None = None) -> Prediction:
         """The answer for an input that could not be scored: `error` says why."""
@@ -398,6 +464,10 @@ class Predictor:
             "model_sha256": files.get(model_file, {}).get("sha256"),
             "threshold": self.threshold,
             "uncertain_band": list(self.uncertain_band),
+            "group_thresholds": list(self.rules.group_thresholds),
+            "unfamiliarity": ({"method": self.unfamiliarity.method, "cutoff": self.unfamiliarity.cutoff}
+                              if self.unfamiliarity is not None else None),
+            "bundle_notes": list(self.bundle_notes),
             # Not under a "path" key: Gradio would mistake the dict for a file to serve.
             "dataset": {("folder" if k == "path" else k): v for k, v in self.config.get("dataset", {}).items()},
             "test": {k: test.get(k) for k in ("n", "accuracy", "precision", "recall", "f1", "roc_auc",

@@ -185,7 +185,7 @@ def start_from(model, folder: str) -> None:
 
 # Settings that do not change what a run learns: they may differ between the portable run and sealing.
 _PLACE_SETTINGS = {"data_dir", "download_dir", "out", "run_name", "push_to_hub", "private", "strategy",
-                   "verdict_min_precision"}
+                   "verdict_min_precision", "max_false_alarm", "unfamiliar_keep"}
 
 
 def adopt_trained(cfg: TrainConfig, folder: Path, work: Path):
