@@ -13,7 +13,9 @@ import sys
 from pathlib import Path
 
 import gradio as gr
+import numpy as np
 
+from . import provenance
 from .bundle import examples as bundle_examples
 from .errors import DetectorError, ImageError, VideoError
 # The handlers' work lives in handlers.py (no Gradio: the worker processes import it); re-exported.
@@ -62,6 +64,10 @@ class SafeImage(gr.Image):
             raise gr.Error("the uploaded image could not be read", print_exception=False) from None
 
 
+class RejectedInput(gr.Error):
+    """A file or value the detector refused (a `DetectorError`): the user's to fix, said in one line."""
+
+
 def _user_errors(fn):
     """Turn every failure into a readable gr.Error; log unexpected ones with their traceback."""
 
@@ -76,7 +82,7 @@ def _user_errors(fn):
             raise gr.Error(str(exc), print_exception=False) from None
         except DetectorError as exc:
             log.info("rejected input: %s", exc)  # the user's mistake, not ours: one line, no traceback
-            raise gr.Error(str(exc), print_exception=False) from None
+            raise RejectedInput(str(exc), print_exception=False) from None
         except Exception:  # noqa: BLE001
             log.exception("unexpected error")
             raise gr.Error("internal error while processing this request; it has been logged",
@@ -131,7 +137,7 @@ def detect_video(predictor: Predictor, video: str | None, crop_face: bool = True
 
 # -- evaluation tab ----------------------------------------------------------------------------
 def evaluation_markdown(predictor: Predictor) -> str:
-    info, m = predictor.info(), predictor.metrics
+    info, m = public_info(predictor), predictor.metrics
     test = m.get("test", {})
     counts = info["dataset"].get("counts", {})
     lines = [f"**Model served:** {info['source']} — `{info['architecture']}`, input "
@@ -150,7 +156,7 @@ def evaluation_markdown(predictor: Predictor) -> str:
     lines.append(f"| accuracy of the confident verdicts | {_fmt(test.get('selective_accuracy'))} |")
     lines.append(f"\nInside the band a verdict would be right less than {serving.get('verdict_min_precision', 0.8):.0%} "
                  "of the time (precision among Validation pictures scored alike), so the app says *uncertain* "
-                 "instead of guessing; `label` still gives the side of the threshold.")
+                 "instead of guessing; `label` still names the more probable class.")
     if test.get("per_source"):
         lines.append("\n| source | classes | n | accuracy | ROC AUC | uncertain | accuracy when confident |"
                      "\n|---|---|---|---|---|---|---|")
@@ -219,6 +225,90 @@ def received_upload(image) -> str | None:
     return path
 
 
+# -- what the page shows ------------------------------------------------------------------------
+def public_info(predictor: Predictor) -> dict:
+    """`predictor.info()` as the page and /model_info show it: the training data by its folder's
+    name only, never a path on the machine that trained the model."""
+    info = predictor.info()
+    dataset = dict(info.get("dataset") or {})
+    if dataset.get("folder"):
+        dataset["folder"] = str(dataset["folder"]).replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]
+    return {**info, "dataset": dataset}
+
+
+def not_scored_markdown(message: str) -> str:
+    return f"### Not scored\n\n{message}"
+
+
+def provenance_markdown(prov: dict | None) -> str:
+    """The Provenance panel beside the verdict: what the file itself declares about how it was made."""
+    return "#### Provenance\n\n" + provenance.describe_markdown(prov)
+
+
+def on_page(handler):
+    """The Detect tab's answer from `handler` (async; Detect's six outputs): those outputs, the
+    Provenance panel and the photo field. A failure is said in the verdict panel, not raised:
+    raised, it would leave a red "Error" badge on every output once its pop-up fades. A refused
+    file also leaves the photo field (a non-image showed there as a broken picture); after
+    'busy' the photo stays, to try again."""
+    @functools.wraps(handler)
+    async def page(image, crop_face=True, explain=False):
+        try:
+            outputs = await handler(image, crop_face, explain)
+        except gr.Error as exc:
+            photo = None if isinstance(exc, RejectedInput) else gr.skip()
+            return None, None, not_scored_markdown(exc.message), None, None, None, "", photo
+        return (*outputs, provenance_markdown(outputs[0].get("provenance")), gr.skip())
+
+    return page
+
+
+# Codecs (OpenCV's four-character names) Chromium, Firefox and Safari play in an MP4, MOV or WebM file.
+BROWSER_CODECS = {"avc1", "h264", "vp80", "vp90", "vp08", "vp09", "av01"}
+BROWSER_CONTAINERS = {".mp4", ".m4v", ".mov", ".webm"}
+CODEC_NAMES = {"fmp4": "MPEG-4 Part 2", "mp4v": "MPEG-4 Part 2", "xvid": "MPEG-4 Part 2", "divx": "MPEG-4 Part 2",
+               "mjpg": "Motion JPEG", "hevc": "H.265", "hvc1": "H.265", "hev1": "H.265", "h265": "H.265"}
+
+
+def video_still(path: str | None, max_pixels: int) -> tuple[np.ndarray | None, str]:
+    """(first frame, a note saying why it is shown) for a clip the browser cannot play (an MP4 of
+    MPEG-4 Part 2 'mp4v', an AVI, ...), which the video player shows as a grey box; (None, "")
+    for one it plays, or whose first frame cannot be read (Detect then says why)."""
+    import cv2
+
+    if not path:
+        return None, ""
+    cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
+    try:
+        if not cap.isOpened():
+            return None, ""
+        codec = int(cap.get(cv2.CAP_PROP_FOURCC)).to_bytes(4, "little").decode("latin-1").strip("\x00 ").lower()
+        if codec in BROWSER_CODECS and Path(path).suffix.lower() in BROWSER_CONTAINERS:
+            return None, ""
+        width, height = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+        if width * height > max_pixels:  # from the header, before a frame is decoded; Detect says why
+            return None, ""
+        ok, frame = cap.read()
+    finally:
+        cap.release()
+    if not ok or frame is None:
+        return None, ""
+    scale = min(1.0, 480 / max(frame.shape[:2]))
+    if scale < 1:
+        frame = cv2.resize(frame, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    what = f"{CODEC_NAMES.get(codec, codec)} video" if codec else "this file"
+    if codec in BROWSER_CODECS:  # a codec browsers play, in a container they do not (AVI, MKV)
+        what = f"a {Path(path).suffix.lower().lstrip('.').upper()} file"
+    return cv2.cvtColor(frame, cv2.COLOR_BGR2RGB), f"First frame (a browser cannot play {what}; it is scored all the same)"
+
+
+def example_gallery(examples: list[tuple[Path, str]]) -> list[tuple[str, str]]:
+    """The bundle's examples as (picture, caption), real ones first: what each truly is, not
+    what the model says of it (the answer shows that)."""
+    ordered = sorted(examples, key=lambda e: (e[1] != "real", e[0].name))
+    return [(str(p), "Real photo" if kind == "real" else "Manipulated") for p, kind in ordered]
+
+
 # -- layout --------------------------------------------------------------------------------------
 def _detect_kind(image=None, crop_face=True, explain=False, *_, **__) -> str:
     """For the gate's cost estimate: an explanation costs ~15x a plain detection."""
@@ -264,7 +354,7 @@ def build_demo(predictor: Predictor, settings: ServingSettings | None = None,
         def batch_work(files, crop_face=True):
             return on_worker("batch", files, crop_face)
 
-    detect_fn = gate.wrap(_user_errors(detect_work), kind=_detect_kind)  # for the examples
+    page_fn = on_page(gate.wrap(_user_errors(detect_work), kind=_detect_kind))  # the page: Detect, examples
     detect_raw_fn = gate.wrap(_user_errors(predict_work), kind=_detect_kind)  # /predict
     batch_fn = gate.wrap(_user_errors(batch_work), kind="batch")
     video_fn = gate.wrap(_user_errors(as_files(results, {2: "timeline.png"})(
@@ -273,66 +363,100 @@ def build_demo(predictor: Predictor, settings: ServingSettings | None = None,
     # A coroutine returning plain JSON: no hand-off to a thread, which under load waits behind the workers.
     async def info_fn() -> dict:
         """The served model: source, checksum, decision threshold, test metrics."""
-        return predictor.info()
+        return public_info(predictor)
+
+    def still_fn(path):
+        still, note = video_still(path, int(predictor.limits.max_megapixels * 1e6))
+        return gr.Image(value=still, label=note or None, visible=still is not None)
 
     # Gradio deletes uploads and result files `result_ttl_s` after they were written.
     with gr.Blocks(title="Deepfake detector", analytics_enabled=False,
                    delete_cache=(max(15, settings.result_ttl_s // 4), settings.result_ttl_s)) as demo:
-        gr.Markdown("# Deepfake detector\nUpload a face photo: the model says whether it is **real** or a "
-                    "**deepfake**, how sure it is, and which regions drove the decision.")
+        gr.Markdown("# Deepfake detector\nDrop a photo or a video clip: every face in it is found and scored, and the "
+                    "answer says whether it looks **real** or **manipulated**, how sure the model is, or that it "
+                    "cannot tell.")
         with gr.Tab("Detect"):
-            with gr.Row():
-                with gr.Column():
-                    image = SafeImage(type="filepath", label="Photo", sources=["upload", "clipboard", "webcam"],
-                                      image_mode=None)  # our loader converts modes, Gradio must not re-encode
+            with gr.Row(equal_height=False):
+                with gr.Column(scale=6):
+                    with gr.Row(equal_height=False):
+                        image = SafeImage(type="filepath", label="Photo", sources=["upload", "clipboard", "webcam"],
+                                          image_mode=None,  # our loader converts modes, Gradio must not re-encode
+                                          height=420, scale=1, elem_id="photo")
+                        examples = example_gallery(bundle_examples(predictor.folder))
+                        gallery = gr.Gallery(examples, label="Examples: click one", columns=2, height=420,
+                                             allow_preview=False, object_fit="cover", interactive=False,
+                                             scale=1, visible=bool(examples), elem_id="examples")
                     crop = gr.Checkbox(value=True, label="Find faces and score each one (off: score the whole image)")
-                    explain = gr.Checkbox(value=False, label="Explain the deciding face (occlusion map: "
-                                                             "64 more model calls, ~0.25 s)")
+                    explain = gr.Checkbox(value=False, label="Explain the deciding face (occlusion map: 64 more "
+                                                             "model calls, 20-40x the time)")
                     button = gr.Button("Detect", variant="primary")
-                with gr.Column():
-                    verdict = gr.Markdown()
-                    label = gr.Label(num_top_classes=2, label="Probabilities (deciding face)")
+                with gr.Column(scale=5):
+                    with gr.Row(equal_height=False):
+                        verdict = gr.Markdown(scale=3, elem_id="verdict")
+                        provenance_panel = gr.Markdown(scale=2, elem_id="provenance")
+                    label = gr.Label(num_top_classes=2, show_heading=False,
+                                     label="Calibrated probabilities of the deciding face", elem_id="probabilities")
                     annotated = gr.Image(label="Faces scored (numbered; red fake, green real, amber uncertain)",
-                                         interactive=False)
-                    faces_table = gr.Dataframe(headers=FACE_COLUMNS, label="Every face", interactive=False)
-                    heat_view = gr.Image(label="Explanation (occlusion map)", interactive=False)
-                    gr.Markdown(HEATMAP_LEGEND)
-                    details = gr.JSON(label="Result")
+                                         interactive=False, elem_id="faces")
+                    faces_table = gr.Dataframe(headers=FACE_COLUMNS, label="Every face", interactive=False,
+                                               elem_id="face-table")
+                    with gr.Column(visible=False, elem_id="explanation") as explanation:  # while "Explain" is ticked
+                        heat_view = gr.Image(label="Explanation (occlusion map)", interactive=False, height=300)
+                        gr.Markdown(HEATMAP_LEGEND)
+                    with gr.Accordion("Result as JSON (the API's answer)", open=False, elem_id="result-json"):
+                        details = gr.JSON(show_label=False)
             outputs = [details, label, verdict, annotated, faces_table, heat_view]
-            # Clear first, so a failed request never leaves the previous verdict on screen.
-            button.click(lambda: (None, None, "", None, None, None), None, outputs, api_name=False,
-                         queue=False).then(detect_raw_fn, [image, crop, explain], outputs, api_name="predict",
-                                           concurrency_limit=None,  # the gate limits it
-                                           preprocess=False, postprocess=False)  # raw_detect does both
-            examples = bundle_examples(predictor.folder)
-            if examples:
-                gr.Examples([[str(p), True, True] for p, _ in examples], inputs=[image, crop, explain],
-                            outputs=outputs, fn=detect_fn,
-                            cache_examples=False, run_on_click=True,
-                            example_labels=[f"{'Real photo' if kind == 'real' else 'Manipulated'} ({p.stem})"
-                                            for p, kind in examples],
-                            label="Examples (each labelled real or manipulated)")
-            with gr.Accordion("Video", open=False):
-                with gr.Row():
-                    with gr.Column():
-                        video = gr.Video(label="Video (MP4, WebM, MOV, AVI, MKV)", sources=["upload"],
-                                         include_audio=True)  # as uploaded: no re-encoding
-                        video_crop = gr.Checkbox(value=True, label="Find faces and follow the main one "
-                                                                   "(off: score whole frames)")
-                        with gr.Row():
-                            video_fps = CheckedNumber(value=1.0, minimum=FPS_RANGE[0], maximum=FPS_RANGE[1],
-                                                      label="Frames per second sampled")
-                            video_max = CheckedNumber(value=64, minimum=1, maximum=MAX_FRAMES_LIMIT, precision=0,
-                                                      label="At most this many frames (spread over the clip)")
-                        video_button = gr.Button("Detect in video", variant="primary")
-                        gr.Markdown(f"Frames are sampled uniformly and scored like photos; the main face is "
-                                    f"followed from frame to frame. Verdict rule: {CLIP_RULE}.")
-                    with gr.Column():
-                        video_verdict = gr.Markdown()
-                        timeline = gr.Image(label="P(fake) per sampled frame (dashed: threshold)", interactive=False)
-                        top_gallery = gr.Gallery(label="Highest-scoring frames (main face boxed)", columns=2,
-                                                 interactive=False)
-                        video_details = gr.JSON(label="Result")
+            page_outputs = [*outputs, provenance_panel, image]
+            explain.change(lambda on: gr.Column(visible=on), explain, explanation, queue=False, api_name=False)
+
+            def cleared():  # a new request first clears the answer: a failure never leaves an old verdict
+                return None, None, "", None, None, None, ""
+
+            # Detect and the examples run `page_fn` (failures said in the verdict panel); the API's
+            # /predict (`detect_raw_fn`) raises them, on a trigger the page never shows.
+            button.click(cleared, None, page_outputs[:-1], queue=False, api_name=False).then(
+                page_fn, [image, crop, explain], page_outputs, api_name="detect_work", api_visibility="undocumented",
+                concurrency_limit=None)  # the gate limits it
+
+            def picked(evt: gr.SelectData):  # the example, into the photo field; Explain is left as it is
+                return examples[evt.index][0]
+
+            gallery.select(picked, None, image, queue=False, api_name=False).then(
+                cleared, None, page_outputs[:-1], queue=False, api_name=False).then(
+                page_fn, [image, crop, explain], page_outputs, api_name=False, concurrency_limit=None)
+            api_trigger = gr.Button(visible=False)
+            api_trigger.click(detect_raw_fn, [image, crop, explain], outputs, api_name="predict",
+                              concurrency_limit=None,  # the gate limits it
+                              preprocess=False, postprocess=False)  # raw_detect does both
+        with gr.Tab("Video"):
+            with gr.Row(equal_height=False):
+                with gr.Column(scale=5):
+                    video = gr.Video(label="Video (MP4, WebM, MOV, AVI, MKV)", sources=["upload"],
+                                     include_audio=True)  # as uploaded: no re-encoding
+                    still = gr.Image(visible=False, interactive=False, height=260,  # a clip the browser cannot play
+                                     elem_id="video-still")
+                    video_crop = gr.Checkbox(value=True, label="Find faces and follow the main one "
+                                                               "(off: score whole frames)")
+                    with gr.Row():
+                        video_fps = CheckedNumber(value=1.0, minimum=FPS_RANGE[0], maximum=FPS_RANGE[1],
+                                                  label="Frames per second sampled")
+                        video_max = CheckedNumber(value=64, minimum=1, maximum=MAX_FRAMES_LIMIT, precision=0,
+                                                  label="At most this many frames (spread over the clip)")
+                    video_button = gr.Button("Detect in video", variant="primary")
+                    gr.Markdown(f"Frames are sampled uniformly and scored like photos; the main face is "
+                                f"followed from frame to frame. Verdict rule: {CLIP_RULE}.")
+                with gr.Column(scale=6):
+                    video_verdict = gr.Markdown()
+                    # The figure's legend sits on its top edge: a component label would cover it.
+                    gr.Markdown("**P(fake) per sampled frame** (dashed: threshold; shaded: uncertain band; "
+                                "hollow: no face found)")
+                    timeline = gr.Image(show_label=False, interactive=False, elem_id="timeline")
+                    top_gallery = gr.Gallery(label="Highest-scoring frames (main face boxed)", columns=2,
+                                             interactive=False)
+                    with gr.Accordion("Result as JSON (the API's answer)", open=False):
+                        video_details = gr.JSON(show_label=False)
+            video.upload(still_fn, video, still, api_name=False, concurrency_limit=2)
+            video.clear(lambda: gr.Image(value=None, visible=False), None, still, queue=False, api_name=False)
             video_outputs = [video_details, video_verdict, timeline, top_gallery]
             video_button.click(lambda: (None, "", None, None), None, video_outputs, api_name=False,
                                queue=False).then(video_fn, [video, video_crop, video_fps, video_max], video_outputs,
@@ -366,9 +490,9 @@ def build_demo(predictor: Predictor, settings: ServingSettings | None = None,
             return gate.status()
 
         gr.api(server_status, api_name="server_status", concurrency_limit=None, queue=False)
-        gr.Markdown(f"Uploads up to {predictor.limits.max_upload_mb:.0f} MB (videos {predictor.limits.max_video_mb:.0f} MB). A score is evidence, "
-                    "not proof: see the "
-                    "Evaluation tab for how this model was measured and its limits.")
+        gr.Markdown(f"Uploads up to {predictor.limits.max_upload_mb:.0f} MB (videos {predictor.limits.max_video_mb:.0f} MB). "
+                    "A score is evidence, not proof: see the Evaluation tab for how this model was measured "
+                    "and its limits.")
     return demo
 
 
