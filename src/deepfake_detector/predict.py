@@ -1,4 +1,4 @@
-"""Command line: `python -m deepfake_detector.predict PATH... [--model DIR]`.
+"""Command line: `deepfake-detect PATH... [--model DIR]` (or `python -m deepfake_detector.predict`).
 
 Prints one JSON object per image or video on stdout (images: kind "image", file, label, p_fake,
 confidence, face_found, notes, error, provenance (what the file declares: provenance.py); videos
@@ -47,7 +47,7 @@ def expand(paths: list[str]) -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m deepfake_detector.predict", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="deepfake-detect", description=__doc__.splitlines()[0])
     parser.add_argument("paths", nargs="+", help="image, video or zip files, or folders (searched recursively "
                                                  "for images and videos)")
     parser.add_argument("--model", help="bundle folder (default: what the app serves - Hub repo or bundled)")
