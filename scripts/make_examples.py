@@ -8,10 +8,14 @@ whole and as a tighter crop, and the portrait of Eileen Collins that ships with 
 pasted in (a plain face swap, no colour matching: the kind of answer "fake" shows), and the
 Hopper portrait with its face region replaced by an altered copy of itself and blended in (a
 subtle self-blend: the kind of answer "uncertain" shows). Every manipulation is this project's
-own: no third-party deepfake is redistributed. `--check BUNDLE` prints what a model says of each.
+own: no third-party deepfake is redistributed. `--check BUNDLE` prints what the bundle's model says of
+each example the app shows (the README's table rows), and fails when the bundle's examples are not
+these pictures.
 """
 
 import argparse
+import io
+import sys
 from pathlib import Path
 
 import matplotlib.cbook
@@ -58,14 +62,35 @@ def face_swap(target: np.ndarray, source: np.ndarray, feather: float = 0.06) -> 
     return np.clip(np.round(alpha * warped + (1 - alpha) * target), 0, 255).astype(np.uint8)
 
 
-def check(bundle: str) -> None:
-    """What the bundle's model says of each example, as the app would show it."""
+def bundled_copy(path: Path) -> bytes:
+    """The example as training.copy_examples writes it into a bundle (same bytes, same Pillow)."""
+    im = Image.open(path).convert("RGB")
+    im.thumbnail((512, 512))
+    out = io.BytesIO()
+    im.save(out, "JPEG", quality=92)
+    return out.getvalue()
+
+
+def check(bundle: str) -> int:
+    """What the bundle's model says of each example the app shows, as README table rows; 1 when an
+    example here is not among the bundle's (it was sealed before the examples changed)."""
+    from deepfake_detector.bundle import examples
     from deepfake_detector.inference import Predictor
 
     predictor = Predictor(bundle)
-    for path in sorted(OUT.rglob("*.jpg")):
-        pred = predictor.predict(path)
-        print(f"{path.parent.name}/{path.name}: {pred.verdict}, P(fake) {pred.p_fake:.2f}")
+    served = {path.read_bytes(): path for path, _ in examples(bundle)}
+    missing = 0
+    for kind in ("Real", "Fake"):
+        for path in sorted((OUT / kind).glob("*.jpg")):
+            copy = served.get(bundled_copy(path))
+            if copy is None:
+                print(f"{kind}/{path.name}: not among the examples of {bundle}", file=sys.stderr)
+                missing += 1
+                continue
+            pred = predictor.predict(copy)
+            truth = "real photo" if kind == "Real" else "manipulated"
+            print(f"| `{kind}/{path.name}` | {truth} | {pred.verdict}, P(fake) {pred.p_fake:.2f} |")
+    return 1 if missing else 0
 
 
 def main() -> None:
@@ -73,8 +98,7 @@ def main() -> None:
     parser.add_argument("--check", metavar="BUNDLE", help="only print what this bundle's model says of each example")
     args = parser.parse_args()
     if args.check:
-        check(args.check)
-        return
+        sys.exit(check(args.check))
     import skimage.data
 
     with matplotlib.cbook.get_sample_data("grace_hopper.jpg") as f:

@@ -42,3 +42,46 @@ def readme_table(folders: list[str | Path]) -> str:
                  *(fmt(rob[k]["accuracy"]) if k in rob else "n/a" for k in ("jpeg_q50", "half_size"))]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+SUMMARY_COMMAND = "python scripts/report.py --summary"
+
+
+def _share(x) -> str:
+    return "n/a" if x is None else f"{x:.1%}"
+
+
+def summary_rows(metrics: dict) -> list[tuple[str, str]]:
+    """The README's headline figures of one bundle (Test split, served path), as (figure, value):
+    each one number a newcomer can read without the rest of metrics.json."""
+    test, robust = metrics.get("test", {}), metrics.get("robustness", {})
+    trust = test.get("trust", {})
+    cm = test.get("confusion_matrix", {})
+    rows = [("Test ROC AUC", fmt(test.get("roc_auc"))),
+            ("Test accuracy at the decision threshold", fmt(test.get("accuracy")))]
+    if "all/real" in trust:  # verdicts by the served rules
+        rows.append(("real Test pictures called fake", _share(trust["all/real"].get("wrong"))))
+    elif cm.get("tn", 0) + cm.get("fp", 0):  # a bundle sealed before those were recorded
+        rows.append(("real Test pictures at or above the threshold", _share(cm["fp"] / (cm["tn"] + cm["fp"]))))
+    if "all/fake" in trust:
+        rows.append(("fake Test pictures called fake", _share(trust["all/fake"].get("right"))))
+    rows += [("Test verdicts that are \"uncertain\"", _share(test.get("uncertain_rate"))),
+             ("confident verdicts that are right", _share(test.get("selective_accuracy")))]
+    if test.get("real_composites"):
+        group = test["real_composites"]
+        rows.append((f"pictures of {group['faces']} real Test faces called fake", _share(group.get("called_fake"))))
+    sources = {s: v["accuracy"] for s, v in test.get("per_source", {}).items() if v.get("accuracy") is not None}
+    if sources:
+        weakest = min(sources, key=sources.get)
+        rows.append((f"weakest source's accuracy ({weakest})", fmt(sources[weakest])))
+    rows.append(("calibration error (ECE)", fmt(test.get("ece"))))
+    for key, what in (("jpeg_q50", "re-compressed at JPEG quality 50"), ("half_size", "at half size")):
+        if key in robust:
+            rows.append((f"Test accuracy {what}", fmt(robust[key].get("accuracy"))))
+    return rows
+
+
+def summary_table(folder: str | Path) -> str:
+    """summary_rows of a bundle as README table rows: figure | value | the command that printed it."""
+    metrics = json.loads((Path(folder) / "metrics.json").read_text())
+    return "\n".join(f"| {figure} | {value} | `{SUMMARY_COMMAND}` |" for figure, value in summary_rows(metrics))
