@@ -226,10 +226,10 @@ def evaluate_bundle(predictor, val_paths, val_labels, test_paths, test_labels, r
     unfamiliarity = None
     if val_feats is not None and train_paths:
         _, train_ok, train_feats = score_files(predictor, train_paths, progress="features of Train", features=True)
-        unfamiliarity = Unfamiliarity.fit(train_feats[train_ok])
-        unfamiliarity.fit_cutoff(val_feats[val_ok], unfamiliar_keep)
-        serving["unfamiliarity"] = {"method": unfamiliarity.method, "cutoff": unfamiliarity.cutoff,
-                                    "keep": unfamiliar_keep, "train_faces": int(train_ok.sum())}
+        bounds = predictor.feature_bounds
+        unfamiliarity = Unfamiliarity.fit(train_feats[train_ok], val_feats[val_ok], bounds, keep=unfamiliar_keep)
+        serving["unfamiliarity"] = {"parts": len(bounds), "cutoff": unfamiliarity.cutoff, "keep": unfamiliar_keep,
+                                    "train_faces": int(train_ok.sum())}
     predictor.adopt(serving, unfamiliarity)
     rules = DecisionRules.from_serving(serving)
 
@@ -254,7 +254,7 @@ def evaluate_bundle(predictor, val_paths, val_labels, test_paths, test_labels, r
     if unfamiliarity is not None:
         result["test"]["unfamiliarity_left_out"] = left_out_separation(
             train_feats[train_ok], [source_of(x) for x, k in zip(train_paths, train_ok) if k],
-            test_feats[test_ok], [source_of(x) for x in kept])
+            val_feats[val_ok], val_sources, test_feats[test_ok], [source_of(x) for x in kept], bounds)
     if robustness:
         result["robustness"] = {}
         for name, fn in (("jpeg_q50", jpeg_degrade(50)), ("half_size", half_size_degrade)):
@@ -322,19 +322,19 @@ def composite_false_alarms(predictor, real_paths: list, count: int = 300, faces:
             "all_faces_found": float(np.mean(np.asarray(found) == faces))}
 
 
-def left_out_separation(train_feats: np.ndarray, train_sources: list, test_feats: np.ndarray,
-                        test_sources: list, **fit_args) -> dict:
-    """Per source: fit the unfamiliarity statistics without it (no retraining), then the ROC AUC of
-    its Test faces' scores against the other sources' Test faces (1.0: every one of its faces is
-    less familiar than every other face)."""
+def left_out_separation(train_feats: np.ndarray, train_sources: list, val_feats: np.ndarray, val_sources: list,
+                        test_feats: np.ndarray, test_sources: list, bounds: list[int]) -> dict:
+    """Per source: fit the unfamiliarity statistics without it (Train and Validation; no
+    retraining), then the ROC AUC of its Test faces' scores against the other sources' Test faces
+    (1.0: every one of its faces is less familiar than every other face)."""
     from .ood import Unfamiliarity
 
-    train_sources, test_sources = np.asarray(train_sources), np.asarray(test_sources)
+    train_sources, val_sources, test_sources = (np.asarray(s) for s in (train_sources, val_sources, test_sources))
     out = {}
     for source in sorted(set(test_sources.tolist())):
         if not (train_sources != source).any() or (test_sources == source).all():
             continue
-        u = Unfamiliarity.fit(train_feats[train_sources != source], **fit_args)
+        u = Unfamiliarity.fit(train_feats[train_sources != source], val_feats[val_sources != source], bounds)
         out[source] = float(roc_auc_score(test_sources == source, u.score(test_feats)))
     return out
 

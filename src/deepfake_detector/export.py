@@ -32,12 +32,31 @@ def run_tflite(path: Path | str, batch: np.ndarray) -> np.ndarray:
 
 
 def with_features(model):
-    """The network with a second output: the pooled features its classifier reads (the input of
-    the "dropout" layer every architecture ends with). Serving uses them to tell faces unlike
-    anything the model was trained on (ood.py)."""
+    """The network with more outputs for telling faces unlike anything it was trained on (ood.py):
+    the pooled features its classifier reads (the input of the "dropout" layer every architecture
+    ends with) and, where the network has one, the per-channel mean and spread of its last residual
+    sum at an eighth of the input's side (early: what the camera, compression or renderer left)."""
     import keras
 
-    return keras.Model(model.inputs, [model.outputs[0], model.get_layer("dropout").input], name=model.name)
+    outputs = [model.outputs[0], model.get_layer("dropout").input]
+    early = [layer for layer in model.layers if isinstance(layer, keras.layers.Add)
+             and len(layer.output.shape) == 4 and layer.output.shape[1] == _eighth(model)]
+    if early:
+        x = early[-1].output
+        mean = keras.ops.mean(x, axis=(1, 2))
+        spread = keras.ops.sqrt(keras.ops.maximum(keras.ops.mean(keras.ops.square(x), axis=(1, 2)) - mean ** 2, 0.0))
+        outputs.append(keras.ops.concatenate([mean, spread], axis=-1))
+    return keras.Model(model.inputs, outputs, name=model.name)
+
+
+def _eighth(model) -> int | None:
+    """The spatial side of the network's feature maps at stride 8 (from its resize layer's output)."""
+    for layer in model.layers:
+        shape = getattr(layer, "output", None)
+        shape = getattr(shape, "shape", None)
+        if shape is not None and len(shape) == 4 and shape[1]:
+            return int(shape[1]) // 8
+    return None
 
 
 def _convert(model, image_size: int, quantize: bool) -> bytes:

@@ -144,6 +144,8 @@ class TFLiteRunner:
         for _ in range(pool_size):
             interp = Interpreter(model_path=str(model_path), num_threads=threads)
             self._pool.put([interp, None])
+        # Widths of the outputs in the order a call returns them side by side (see _invoke_rows).
+        self.output_widths = sorted(int(np.prod(d["shape"][1:])) for d in interp.get_output_details())
         self._solo = [Interpreter(model_path=str(model_path), num_threads=solo_threads), None] \
             if solo_threads > 1 else None
         self._helpers = ThreadPoolExecutor(max_workers=max(1, pool_size - 1), thread_name_prefix="tflite")
@@ -286,6 +288,12 @@ class Predictor:
     def raw_scores(self, images: np.ndarray) -> np.ndarray:
         """Uncalibrated model outputs for a batch of size x size uint8 images."""
         return self._run(np.asarray(images, dtype=np.float32))[:, 0]
+
+    @property
+    def feature_bounds(self) -> list[int]:
+        """Where each part of the features starts (the model's outputs after the score)."""
+        widths = getattr(self._run, "output_widths", [1])[1:]
+        return [int(b) for b in np.cumsum([0] + widths[:-1])] if widths else []
 
     def scores_and_features(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """Raw scores and the pooled features of a batch (None from a model exported without them)."""
@@ -465,7 +473,7 @@ class Predictor:
             "threshold": self.threshold,
             "uncertain_band": list(self.uncertain_band),
             "group_thresholds": list(self.rules.group_thresholds),
-            "unfamiliarity": ({"method": self.unfamiliarity.method, "cutoff": self.unfamiliarity.cutoff}
+            "unfamiliarity": ({"parts": len(self.unfamiliarity.parts), "cutoff": self.unfamiliarity.cutoff}
                               if self.unfamiliarity is not None else None),
             "bundle_notes": list(self.bundle_notes),
             # Not under a "path" key: Gradio would mistake the dict for a file to serve.

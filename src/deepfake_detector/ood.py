@@ -75,71 +75,78 @@ def input_notes(loaded: LoadedImage, framing: Framing, model_size: int) -> list[
 
 
 # -- unfamiliar faces ------------------------------------------------------------------------------
-# The notes above look at the picture; this looks at what the model made of the face. The network's
-# pooled features of a face unlike every Train face (a new kind of camera, lighting, generator)
-# lie far from all Train faces, and there the score is an extrapolation: the verdict becomes
-# "uncertain". Distance is to the k-th nearest Train face after L2-normalising and a PCA
-# (k-NN on normalised features: Sun et al., ICML 2022), a Mahalanobis distance is the alternative
-# (`method`). Both are fitted when a bundle is sealed and stored in it (`UNFAMILIARITY_FILE`).
+# The notes above look at the picture; this looks at what the model made of the face. A face unlike
+# every Train face (a new camera, lighting, generator) lies far from all of them in the network's
+# feature space, and there the score is an extrapolation: the verdict becomes "uncertain".
+# The features come in parts (export.with_features): the pooled features the classifier reads,
+# and the mean and spread of each channel of an early layer (its "style": sensor, compression,
+# rendering). Per part, the distance is to the k-th nearest Train face after standardising,
+# L2-normalising and a PCA (k-NN on normalised features: Sun et al., ICML 2022); each distance
+# is turned into its rank among the Validation faces', and a face is as unfamiliar as its least
+# familiar part. Measured on the shared data (docs/evaluation.md): the pooled features alone
+# separate left-out DFDC and London faces, the early layer's statistics CelebA, StyleGAN and TPDNE.
 UNFAMILIARITY_FILE = "unfamiliarity.npz"
 
 
 class Unfamiliarity:
-    """How far a face's features are from the Train faces' (larger: less familiar)."""
+    """How unlike the Train faces a face is: 0..1, the share of Validation faces more familiar."""
 
-    def __init__(self, mean: np.ndarray, components: np.ndarray, bank: np.ndarray | None = None,
-                 inv_var: np.ndarray | None = None, k: int = 10, cutoff: float | None = None):
-        self.mean, self.components, self.bank, self.inv_var, self.k = mean, components, bank, inv_var, k
-        self.cutoff = cutoff  # scores above it are unfamiliar; set from Validation (fit_cutoff)
-
-    @property
-    def method(self) -> str:
-        return "knn" if self.bank is not None else "mahalanobis"
+    def __init__(self, parts: list[dict[str, np.ndarray]], k: int = 10, cutoff: float | None = None):
+        self.parts, self.k = parts, k
+        self.cutoff = cutoff  # scores above it are unfamiliar (fitted to keep a share of Validation)
 
     @classmethod
-    def fit(cls, features: np.ndarray, method: str = "knn", dims: int = 64, k: int = 10) -> Unfamiliarity:
-        x = _normalised(features)
-        mean = x.mean(axis=0)
-        # PCA by SVD of the centred bank: the leading directions hold what the faces vary in.
-        _, _, vt = np.linalg.svd(x - mean, full_matrices=False)
-        components = vt[:min(dims, len(vt))].astype(np.float32)
-        projected = (x - mean) @ components.T
-        if method == "knn":
-            return cls(mean.astype(np.float32), components, bank=_normalised(projected).astype(np.float16), k=k)
-        if method == "mahalanobis":
-            return cls(mean.astype(np.float32), components, inv_var=(1.0 / (projected.var(axis=0) + 1e-6)).astype(np.float32))
-        raise ValueError(f"unknown unfamiliarity method {method!r}; choose knn or mahalanobis")
+    def fit(cls, train: np.ndarray, validation: np.ndarray, bounds: list[int] | None = None,
+            keep: float = 0.95, dims: int = 64, k: int = 10) -> Unfamiliarity:
+        """`bounds`: where each part of the feature vector starts (default: one part)."""
+        bounds = list(bounds or [0]) + [train.shape[1]]
+        parts = []
+        for a, b in zip(bounds[:-1], bounds[1:]):
+            x = train[:, a:b].astype(np.float32)
+            part = {"start": np.int32(a), "end": np.int32(b), "centre": x.mean(axis=0), "scale": x.std(axis=0) + 1e-6}
+            z = _normalised((x - part["centre"]) / part["scale"])
+            part["mean"] = z.mean(axis=0)
+            _, _, vt = np.linalg.svd(z - part["mean"], full_matrices=False)  # PCA of the Train bank
+            part["components"] = vt[:min(dims, len(vt))].astype(np.float32)
+            part["bank"] = _normalised((z - part["mean"]) @ part["components"].T).astype(np.float16)
+            parts.append(part)
+        u = cls(parts, k)
+        for part in parts:
+            part["reference"] = np.sort(u._distance(part, validation))
+        u.cutoff = float(np.quantile(u.score(validation), keep))
+        return u
 
-    def score(self, features: np.ndarray) -> np.ndarray:
-        projected = (_normalised(features) - self.mean) @ self.components.T
-        if self.bank is None:
-            return np.sqrt((projected ** 2 * self.inv_var).sum(axis=1))
-        similarity = _normalised(projected) @ self.bank.astype(np.float32).T
+    def _distance(self, part: dict, features: np.ndarray) -> np.ndarray:
+        x = np.asarray(features[:, int(part["start"]):int(part["end"])], np.float32)
+        z = _normalised((x - part["centre"]) / part["scale"])
+        q = _normalised((z - part["mean"]) @ part["components"].T)
+        similarity = q @ part["bank"].astype(np.float32).T
         k = min(self.k, similarity.shape[1])
         kth = -np.partition(-similarity, k - 1, axis=1)[:, k - 1]  # k-th largest cosine similarity
         return 1.0 - kth
 
-    def fit_cutoff(self, validation_features: np.ndarray, keep: float) -> float:
-        """The cut-off that leaves `keep` of the Validation faces familiar."""
-        self.cutoff = float(np.quantile(self.score(validation_features), keep))
-        return self.cutoff
+    def score(self, features: np.ndarray) -> np.ndarray:
+        ranks = [np.searchsorted(part["reference"], self._distance(part, features)) / len(part["reference"])
+                 for part in self.parts]
+        return np.max(ranks, axis=0)
 
     def save(self, path) -> None:
         from .atomic import atomic_path
 
-        arrays = {"mean": self.mean, "components": self.components, "k": np.int32(self.k),
-                  "cutoff": np.float64(np.nan if self.cutoff is None else self.cutoff)}
-        arrays.update({"bank": self.bank} if self.bank is not None else {"inv_var": self.inv_var})
+        arrays = {"k": np.int32(self.k), "cutoff": np.float64(np.nan if self.cutoff is None else self.cutoff),
+                  "n_parts": np.int32(len(self.parts))}
+        for i, part in enumerate(self.parts):
+            arrays.update({f"part{i}_{key}": value for key, value in part.items()})
         with atomic_path(path) as staging, open(staging, "wb") as f:
             np.savez(f, **arrays)
 
     @classmethod
     def load(cls, path) -> Unfamiliarity:
         with np.load(path) as z:
+            parts = [{key.split("_", 1)[1]: z[key] for key in z.files if key.startswith(f"part{i}_")}
+                     for i in range(int(z["n_parts"]))]
             cutoff = float(z["cutoff"])
-            return cls(z["mean"], z["components"], z["bank"] if "bank" in z.files else None,
-                       z["inv_var"] if "inv_var" in z.files else None, int(z["k"]),
-                       None if np.isnan(cutoff) else cutoff)
+            return cls(parts, int(z["k"]), None if np.isnan(cutoff) else cutoff)
 
 
 def _normalised(x: np.ndarray) -> np.ndarray:
