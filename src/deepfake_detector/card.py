@@ -10,7 +10,7 @@ import yaml
 from . import atomic
 from .config import KAGGLE_DATASET
 from .report import fmt as _fmt
-from .report import metric_rows
+from .report import metric_rows, trust_table, unfamiliarity_table
 
 
 def card_text(folder: Path, repo_id: str | None = None, asset_prefix: str = "") -> str:
@@ -101,6 +101,12 @@ Per source (file-name prefix):
 | source | classes | n | accuracy | ROC AUC |
 |---|---|---|---|---|
 {per_source or '| all | both | ' + str(test['n']) + ' | ' + _fmt(test['accuracy']) + ' | ' + _fmt(test['roc_auc']) + ' |'}
+
+Trust (Test split, by the served rules: threshold, uncertain band, group rule, unfamiliarity):
+
+{trust_table(metrics) or 'not measured'}
+
+{unfamiliarity_table(metrics)}
 
 Robustness (Test images degraded before scoring):
 

@@ -85,3 +85,35 @@ def summary_table(folder: str | Path) -> str:
     """summary_rows of a bundle as README table rows: figure | value | the command that printed it."""
     metrics = json.loads((Path(folder) / "metrics.json").read_text())
     return "\n".join(f"| {figure} | {value} | `{SUMMARY_COMMAND}` |" for figure, value in summary_rows(metrics))
+
+
+TRUST_COMMAND = "python scripts/trust_report.py"
+
+
+def trust_table(metrics: dict) -> str:
+    """Per source and class: the share of Test pictures called the right way, "uncertain" and called
+    the wrong way by the served rules (for real pictures: false alarms)."""
+    trust = metrics.get("test", {}).get("trust", {})
+    if not trust:
+        return ""
+    lines = ["| source | class | n | right | uncertain | called the wrong way |", "|---|---|---|---|---|---|"]
+    for key, row in trust.items():
+        source, kind = key.split("/")
+        lines.append(f"| {'**all**' if source == 'all' else source} | {kind} | {row['n']} | {_share(row['right'])} | "
+                     f"{_share(row['uncertain'])} | {_share(row['wrong'])} |")
+    group = metrics["test"].get("real_composites")
+    if group:
+        lines.append(f"| {group['faces']} real faces side by side | real | {group['n']} | "
+                     f"{_share(1 - group['called_fake'] - group['uncertain'])} | {_share(group['uncertain'])} | "
+                     f"{_share(group['called_fake'])} |")
+    return "\n".join(lines)
+
+
+def unfamiliarity_table(metrics: dict) -> str:
+    """How well the unfamiliarity score separates each source from the rest when its statistics
+    were fitted without it (Test, ROC AUC)."""
+    left_out = metrics.get("test", {}).get("unfamiliarity_left_out", {})
+    if not left_out:
+        return ""
+    return "\n".join(["| source left out of the statistics | ROC AUC, its faces vs the others' |", "|---|---|",
+                      *(f"| {s} | {fmt(v)} |" for s, v in left_out.items())])

@@ -24,7 +24,7 @@ from .handlers import (BATCH_COLUMNS, FACE_COLUMNS, HEATMAP_LEGEND, MAX_BATCH_FI
                        upload_path, verdict_markdown)
 from .inference import Predictor
 from .report import fmt as _fmt
-from .report import metric_rows
+from .report import TRUST_COMMAND, metric_rows, trust_table, unfamiliarity_table
 from .serving import (Gate, ResultFiles, ServingSettings, WorkerError, WorkerPool, as_files, lighten_gradio_queue,
                       lighten_gradio_sessions, skip_gradio_login_check)
 from .video import (CLIP_RULE, FPS_RANGE, MAX_FRAMES_LIMIT, VideoPrediction, VideoSettings, predict_video,
@@ -164,6 +164,14 @@ def evaluation_markdown(predictor: Predictor) -> str:
             lines.append(f"| {s} | {v.get('classes', 'both')} | {v['n']} | {_fmt(v['accuracy'])} | "
                          f"{_fmt(v['roc_auc'])} | {_fmt(v.get('uncertain_rate'))} | "
                          f"{_fmt(v.get('selective_accuracy'))} |")
+    if trust_table(m):
+        lines.append("\n**Trust** — how often a picture is called the right way, \"uncertain\", or the wrong way "
+                     "(for a real picture: a false alarm), by the served rules (`" + TRUST_COMMAND + "`):\n")
+        lines.append(trust_table(m))
+    if unfamiliarity_table(m):
+        lines.append("\nUnfamiliar faces: each source left out of the unfamiliarity statistics in turn, how well "
+                     "its faces stand out from the others (1.0: all of them less familiar than any other face):\n")
+        lines.append(unfamiliarity_table(m))
     if m.get("robustness"):
         lines.append("\n| Test images degraded by | accuracy | ROC AUC |\n|---|---|---|")
         for k, v in m["robustness"].items():

@@ -106,9 +106,9 @@ class VideoPrediction:
     frames_sampled: int
     frames: list[FrameScore]
     p_fake: float | None
-    label: str | None  # "fake" | "real" at the threshold
-    verdict: str | None  # "fake" | "real" | "uncertain"
-    confidence: float | None  # probability of `label`
+    label: str | None  # "fake" | "real": the more probable class by the clip's P(fake)
+    verdict: str | None  # "fake" | "real" | "uncertain" (verdicts.DecisionRules, as for one face)
+    confidence: float | None  # the clip's probability of `label` (>= 0.5)
     threshold: float | None
     rule: str | None  # how p_fake was made from the frame scores, with this clip's numbers
     notes: list[str] = field(default_factory=list)
@@ -128,10 +128,8 @@ class VideoPrediction:
         if self.error:
             return f"Error: {self.error}"
         if self.verdict == "uncertain":
-            return (f"Uncertain — the model cannot tell (clip P(fake) {self.p_fake:.2f}, "
-                    f"threshold {self.threshold:.2f})")
-        return (f"{self.label.capitalize()} — {self.confidence:.0%} confident "
-                f"(clip P(fake) = {self.p_fake:.2f}, threshold {self.threshold:.2f})")
+            return f"Uncertain — the model cannot tell (clip P(fake) {self.p_fake:.2f})"
+        return f"{self.verdict.capitalize()} — {self.confidence:.0%} confident (clip P(fake) {self.p_fake:.2f})"
 
 
 def failed(name: str | None, error: str, threshold: float | None = None) -> VideoPrediction:
@@ -537,13 +535,13 @@ def predict_video(predictor, path: str | os.PathLike, settings: VideoSettings | 
     scores = sorted((f.p_fake for f in counted), reverse=True)
     k = max(1, math.ceil(settings.top_fraction * len(scores)))
     p = round(float(np.mean(scores[:k])), 6)
-    label = "fake" if p >= predictor.threshold else "real"
+    call = predictor.rules.call(p)
     rule = (f"mean P(fake) of the top {settings.top_fraction:.0%} of frame scores: the {k} highest of "
-            f"{len(scores)} {among}; fake when >= threshold {predictor.threshold:.2f}")
+            f"{len(scores)} {among}; judged as one face's score (fake from {predictor.threshold:.2f})")
     duration = clip.duration if clip.duration is not None else frames[-1].time_s
-    return VideoPrediction(name, round(duration, 3), round(clip.fps, 3), n, frames, p, label,
-                           predictor.verdict_of(p), round(p if label == "fake" else 1.0 - p, 6),
-                           predictor.threshold, rule, notes, provenance=declared, thumbnails=tally.thumbnails())
+    return VideoPrediction(name, round(duration, 3), round(clip.fps, 3), n, frames, p, call.label, call.verdict,
+                           round(call.confidence, 6), predictor.threshold, rule, notes, provenance=declared,
+                           thumbnails=tally.thumbnails())
 
 
 # -- pictures for the UI ---------------------------------------------------------------------------
