@@ -348,20 +348,24 @@ def detect_faces(rgb: np.ndarray, settings: FaceSettings = FaceSettings()) -> li
                  for face in _detect(framed, factor, settings))
         faces = [face for face in found if face is not None]
     large = settings.small_face_ratio * max(rgb.shape[:2])
-    if settings.tiles:
+    if faces and all(f.side >= large and f.score >= settings.tiles_skip_score for f in faces):
+        # Every face found is large and sure, so the tiles are skipped; but a smaller face beside a
+        # large one (a swapped face next to a big real one) is too small for the short-range pass
+        # and must not go unscored: the full-range model looks once (~2 ms; the tiles cost ~8).
+        for face in _detector(FULL_RANGE)(small, settings.min_score, settings.nms_iou, factor):
+            if len(_merge(faces, [face], settings.nms_iou)) > len(faces) and \
+                    _face_mesh()(rgb, face)[1] >= settings.landmark_min_presence:
+                faces.append(face)
+    elif settings.tiles:
         # Faces this small are a few pixels wide in the whole-picture pass (group pictures, people
         # further away): look again at overlapping tiles, at the detection size and each doubling
-        # of it up to tiles_max_side (a 12 MP photo at 500, 1000 and 2000 px). When every face found
-        # is large and sure, the detection size's tiles alone: a smaller face beside a large one
-        # (a swapped face next to a big real one) must not go unscored, and there it is not tiny.
+        # of it up to tiles_max_side (a 12 MP photo at 500, 1000 and 2000 px).
         # An unsure picture-sized box (the false box of a faceless texture) is set aside while tile
         # faces are checked for duplicates: it would otherwise swallow every face inside it.
         is_unsure = [f.score < settings.tiles_skip_score and _picture_sized(f, rgb.shape, settings) for f in faces]
         unsure = [f for f, u in zip(faces, is_unsure) if u]
         faces = [f for f, u in zip(faces, is_unsure) if not u]
         levels = [(level, f) for level, f in reversed(pyramid) if f == factor or max(level.shape[:2]) <= settings.tiles_max_side]
-        if faces and all(f.side >= large and f.score >= settings.tiles_skip_score for f in faces):
-            levels = levels[:1]
         found = [f for level, level_factor in levels for f in _detect_tiles(level, level_factor, rgb.shape, settings)]
         # A face is often found at two levels: the surer look (usually the finer level's) frames it.
         for face in sorted(found, key=lambda f: -f.score):

@@ -93,6 +93,8 @@ class Unfamiliarity:
 
     def __init__(self, parts: list[dict[str, np.ndarray]], k: int = 10, cutoff: float | None = None):
         self.parts, self.k = parts, k
+        # The banks are stored as float16 (half the bundle bytes) and searched as float32.
+        self._banks = [part["bank"].astype(np.float32) for part in parts]
         self.cutoff = cutoff  # scores above it are unfamiliar (fitted to keep a share of Validation)
 
     @classmethod
@@ -111,23 +113,24 @@ class Unfamiliarity:
             part["bank"] = _normalised((z - part["mean"]) @ part["components"].T).astype(np.float16)
             parts.append(part)
         u = cls(parts, k)
-        for part in parts:
-            part["reference"] = np.sort(u._distance(part, validation))
+        for i, part in enumerate(parts):
+            part["reference"] = np.sort(u._distance(i, validation))
         u.cutoff = float(np.quantile(u.score(validation), keep))
         return u
 
-    def _distance(self, part: dict, features: np.ndarray) -> np.ndarray:
+    def _distance(self, i: int, features: np.ndarray) -> np.ndarray:
+        part = self.parts[i]
         x = np.asarray(features[:, int(part["start"]):int(part["end"])], np.float32)
         z = _normalised((x - part["centre"]) / part["scale"])
         q = _normalised((z - part["mean"]) @ part["components"].T)
-        similarity = q @ part["bank"].astype(np.float32).T
+        similarity = q @ self._banks[i].T
         k = min(self.k, similarity.shape[1])
         kth = -np.partition(-similarity, k - 1, axis=1)[:, k - 1]  # k-th largest cosine similarity
         return 1.0 - kth
 
     def score(self, features: np.ndarray) -> np.ndarray:
-        ranks = [np.searchsorted(part["reference"], self._distance(part, features)) / len(part["reference"])
-                 for part in self.parts]
+        ranks = [np.searchsorted(part["reference"], self._distance(i, features)) / len(part["reference"])
+                 for i, part in enumerate(self.parts)]
         return np.max(ranks, axis=0)
 
     def save(self, path) -> None:
