@@ -73,9 +73,9 @@ class TrainConfig:
     strategy: str = setting("default", "distribution strategy", choices=("default", "mirrored", "multiworker"))
     source_balance: float = setting(0.0, "0: every Train image once per epoch; a > 0: images of a source with n "
                                     "images repeat round((n_largest / n) ** a) times")
-    max_false_alarm: float = setting(0.02, "decision threshold: at most this share of any real source's Validation "
-                                     "pictures is called fake (see verdicts.fit_threshold)")
-    unfamiliar_keep: float = setting(0.95, "share of Validation faces whose features count as familiar; beyond that "
+    max_false_alarm: float = setting(0.02, "decision threshold: at most this share of the real Validation pictures "
+                                     "is called fake (see verdicts.fit_threshold)")
+    unfamiliar_keep: float = setting(0.98, "share of Validation faces whose features count as familiar; beyond that "
                                      "distance from the Train faces a verdict is \"uncertain\" (see ood.Unfamiliarity)")
     verdict_min_precision: float = setting(0.8, "verdicts whose Validation-measured local precision is below "
                                            "this are \"uncertain\" (see evaluation.choose_uncertain_band)")

@@ -215,7 +215,7 @@ def evaluate_bundle(predictor, val_paths, val_labels, test_paths, test_labels, r
     val_sources = [source_of(x) for x, k in zip(val_paths, val_ok) if k]
     calibration = fit_calibration(val_raw[val_ok], y_val)
     val_p = calibrated(val_raw[val_ok], **calibration)
-    threshold = fit_threshold(val_p, y_val, val_sources, max_false_alarm)
+    threshold = fit_threshold(val_p, y_val, max_false_alarm)
     band = choose_uncertain_band(val_p, y_val, threshold, min_precision)
     serving = {"threshold": threshold, "calibration": calibration, "uncertain_band": band,
                "group_thresholds": fit_group_thresholds(val_p[y_val == 0], threshold),
