@@ -288,20 +288,21 @@ def trust(paths: list, labels: np.ndarray, verdicts: np.ndarray) -> dict:
     return out
 
 
-def composite(paths: list, height: int = 320, gap: int = 16) -> np.ndarray:
-    """The pictures side by side at one height on a grey strip: a group picture of their faces."""
-    parts = []
+def composite(paths: list, height: int = 360, margin: float = 0.3) -> np.ndarray:
+    """The pictures side by side, each scaled to one height and given a margin of its own edges
+    drawn outwards (as people stand in a group photo with some background around each face: butted
+    face crops would put a neighbour inside each face's framing, and a flat backdrop around a tight
+    crop was measured to hide a third of the faces from the detector and to look unfamiliar)."""
+    import cv2
+
+    inner = round(height / (1 + 2 * margin))
+    pad = (height - inner) // 2
+    panels = []
     for path in paths:
         im = Image.open(path).convert("RGB")
-        parts.append(np.asarray(im.resize((max(1, round(im.width * height / im.height)), height),
-                                          Image.Resampling.BILINEAR)))
-    width = sum(p.shape[1] for p in parts) + gap * (len(parts) + 1)
-    canvas = np.full((height + 2 * gap, width, 3), 128, np.uint8)
-    x = gap
-    for part in parts:
-        canvas[gap:gap + height, x:x + part.shape[1]] = part
-        x += part.shape[1] + gap
-    return canvas
+        scaled = np.asarray(im.resize((max(1, round(im.width * inner / im.height)), inner), Image.Resampling.BILINEAR))
+        panels.append(cv2.copyMakeBorder(scaled, pad, height - inner - pad, pad, pad, cv2.BORDER_REPLICATE))
+    return np.concatenate(panels, axis=1)
 
 
 def composite_false_alarms(predictor, real_paths: list, count: int = 300, faces: int = 3, seed: int = 0) -> dict:
