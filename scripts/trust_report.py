@@ -54,7 +54,7 @@ if __name__ == "__main__":
     print(unfamiliarity_table(metrics), "\n")
     rows = targets(metrics)
     for name, value, met in rows:
-        print(f"{'met ' if met else 'MISS'}  {name}: {value:.3f}")
+        print(f"{'met ' if met else 'MISS'}  {name}: {abs(value):.3f}")
     print(f"\n{sum(m for _, _, m in rows)} of {len(rows)} targets met")
     if args.json:
         Path(args.json).write_text(json.dumps({"trust": metrics["test"]["trust"],

@@ -280,7 +280,7 @@ def trust(paths: list, labels: np.ndarray, verdicts: np.ndarray) -> dict:
         right = float((verdicts[mask] == truth[mask]).mean()) if n else None
         uncertain = float((verdicts[mask] == "uncertain").mean()) if n else None
         return {"n": n, "right": right, "uncertain": uncertain,
-                "wrong": None if right is None else round(1.0 - right - uncertain, 6)}
+                "wrong": None if right is None else max(0.0, round(1.0 - right - uncertain, 6))}
 
     out = {f"{s}/{kind}": shares((sources == s) & (truth == kind))
            for s in sorted(set(sources.tolist())) for kind in ("real", "fake") if ((sources == s) & (truth == kind)).any()}

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 METRIC_KEYS = ("accuracy", "precision", "recall", "f1", "roc_auc", "eer", "ece")
-README_SOURCES = ("dfdc", "gan140k", "tpdne", "celeba", "sdfd")
+README_SOURCES = ("dfdc", "gan140k", "tpdne", "celeba", "london", "sdfd", "sdfdfull")
 
 
 def fmt(x) -> str:
@@ -48,7 +48,7 @@ SUMMARY_COMMAND = "python scripts/report.py --summary"
 
 
 def _share(x) -> str:
-    return "n/a" if x is None else f"{x:.1%}"
+    return "n/a" if x is None else f"{max(0.0, x):.1%}"  # no "-0.0%" from a rounded difference
 
 
 def summary_rows(metrics: dict) -> list[tuple[str, str]]:
