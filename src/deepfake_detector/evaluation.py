@@ -113,12 +113,13 @@ def choose_uncertain_band(p: np.ndarray, labels: np.ndarray, threshold: float,
     local = IsotonicRegression(out_of_bounds="clip").fit(p, labels).predict(scores)
     unsure = np.flatnonzero((local > 1 - min_precision) & (local < min_precision))
     if len(unsure) == 0:
-        return [round(threshold, 6), round(threshold, 6)]
+        return [threshold, threshold]
     first, last = unsure[0], unsure[-1]
     # Edges half-way to the nearest confident Validation score on each side.
     low = (scores[first - 1] + scores[first]) / 2 if first > 0 else float(scores[0])
     high = (scores[last] + scores[last + 1]) / 2 if last + 1 < len(scores) else float(scores[-1]) + 1e-6
-    return [round(float(min(low, threshold)), 6), round(float(max(high, threshold)), 6)]
+    # Rounded for metrics.json, yet always holding the threshold itself.
+    return [min(round(float(low), 6), threshold), max(round(float(high), 6), threshold)]
 
 
 def selective(labels: np.ndarray, p: np.ndarray, threshold: float, band: list[float]) -> dict:
