@@ -243,15 +243,15 @@ def evaluate_bundle(predictor, val_paths, val_labels, test_paths, test_labels, r
     verdicts = np.asarray([rules.call(p, 1, u).verdict for p, u in zip(test_p, unfamiliar)])
     test = binary_metrics(y, test_p, threshold)
     test["ece_uncalibrated"] = expected_calibration_error(y, np.clip(test_raw[test_ok], 0, 1))
-    test.update(selective(y, test_p, threshold, band))
+    test.update(served_selective(y, verdicts))
     test["per_source"] = per_source(kept, y, test_p, threshold, band)
     test["trust"] = trust(kept, y, verdicts)
     test["unfamiliar_rate"] = float(unfamiliar.mean())
     result = {"serving": serving, "validation": binary_metrics(y_val, val_p, threshold), "test": test,
               "roc": _roc_points(y, test_p)}
-    if composites:
-        result["test"]["real_composites"] = composite_false_alarms(
-            predictor, [p for p, lab in zip(test_paths, test_labels) if lab == 0], count=composites)
+    readable_reals = [p for p, ok, lab in zip(test_paths, test_ok, test_labels) if ok and lab == 0]
+    if composites and len(readable_reals) >= 3:
+        result["test"]["real_composites"] = composite_false_alarms(predictor, readable_reals, count=composites)
     if unfamiliarity is not None:
         result["test"]["unfamiliarity_left_out"] = left_out_separation(
             train_feats[train_ok], [source_of(x) for x, k in zip(train_paths, train_ok) if k],
@@ -268,6 +268,15 @@ def evaluate_bundle(predictor, val_paths, val_labels, test_paths, test_labels, r
                 "per_source": per_source([x for x, k in zip(test_paths, ok) if k], test_labels[ok], p, threshold),
             }
     return result, unfamiliarity
+
+
+def served_selective(labels: np.ndarray, verdicts: np.ndarray) -> dict:
+    """How often the served verdict is "uncertain" (band, threshold side or unfamiliarity), and how
+    accurate the others are."""
+    confident = verdicts != "uncertain"
+    truth = np.where(labels == 1, "fake", "real")
+    return {"uncertain_rate": float((~confident).mean()) if len(verdicts) else None,
+            "selective_accuracy": float((verdicts[confident] == truth[confident]).mean()) if confident.any() else None}
 
 
 def trust(paths: list, labels: np.ndarray, verdicts: np.ndarray) -> dict:

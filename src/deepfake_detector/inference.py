@@ -94,15 +94,18 @@ class Prediction:
         where = ""
         if len(self.faces) > 1:
             flagged = [f.index for f in self.faces if f.verdict == self.verdict]
-            where = f" (face {_listed(flagged)} of {len(self.faces)})" if self.verdict != "real" else \
+            where = f" ({_faces(flagged)} of {len(self.faces)})" if self.verdict != "real" else \
                 f" (all {len(self.faces)} faces)"
         if self.verdict == "uncertain":
             return f"Uncertain{where} — the model cannot tell (P(fake) {self.p_fake:.2f})"
         return f"{self.verdict.capitalize()}{where} — {self.confidence:.0%} confident (P(fake) {self.p_fake:.2f})"
 
 
-def _listed(numbers: list[int]) -> str:
-    return str(numbers[0]) if len(numbers) == 1 else ", ".join(map(str, numbers[:-1])) + f" and {numbers[-1]}"
+def _faces(numbers: list[int]) -> str:
+    """"face 3", "faces 1 and 3", "faces 1, 2 and 4"."""
+    if len(numbers) == 1:
+        return f"face {numbers[0]}"
+    return "faces " + ", ".join(map(str, numbers[:-1])) + f" and {numbers[-1]}"
 
 
 @dataclass
@@ -252,7 +255,11 @@ class Predictor:
                                      "judged by the single-face threshold, so real groups are called fake more often")
         self.unfamiliarity = None
         if (self.folder / UNFAMILIARITY_FILE).is_file():
-            self.unfamiliarity = Unfamiliarity.load(self.folder / UNFAMILIARITY_FILE)
+            try:
+                self.unfamiliarity = Unfamiliarity.load(self.folder / UNFAMILIARITY_FILE)
+            except (OSError, ValueError, KeyError) as exc:
+                self.bundle_notes.append(f"this bundle's unfamiliarity statistics cannot be read ({type(exc).__name__}): "
+                                         "faces unlike the training faces are not flagged as uncertain")
         elif serving:
             self.bundle_notes.append("this bundle has no unfamiliarity statistics: faces unlike the training "
                                      "faces are not flagged as uncertain")
@@ -397,14 +404,15 @@ class Predictor:
         notes = list(prepared.notes)
         unfamiliar = [f.index for f in faces if f.unfamiliarity is not None and f.unfamiliarity > cutoff]
         if unfamiliar:
-            which = "the face is" if n == 1 else f"face {_listed(unfamiliar)} {'is' if len(unfamiliar) == 1 else 'are'}"
+            which = "the face is" if n == 1 else f"{_faces(unfamiliar)} {'is' if len(unfamiliar) == 1 else 'are'}"
             notes.append(f"{which} unlike the faces the model was trained on (unfamiliarity above the cut-off "
                          f"{cutoff:.3f} fitted on Validation): the score is an extrapolation, so the verdict is "
                          f"uncertain")
         if n > 1:
             flagged = [f.index for f in faces if f.verdict == "fake"]
             if flagged:
-                notes.append(f"face {_listed(flagged)} of {n} look{'s' if len(flagged) == 1 else ''} manipulated")
+                notes.append(f"{_faces(flagged)} of {n} look{'s' if len(flagged) == 1 else ''} manipulated")
+        if n > 1 and self.rules.group_thresholds:
             notes.append(f"{n} faces scored: with {n} faces a face is called fake from P(fake) "
                          f"{self.rules.threshold_for(n):.2f} (one face: {self.threshold:.2f}), so that a picture of "
                          f"real people is called fake no more often than one real face")

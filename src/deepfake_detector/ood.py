@@ -63,7 +63,8 @@ def input_notes(loaded: LoadedImage, framing: Framing, model_size: int) -> list[
                      f"the traces the model looks for")
     flat = _flat_where_it_counts(loaded.rgb, framing)
     if flat > FLAT_FRACTION:
-        notes.append(f"{flat:.0%} of the image is perfectly flat colour: it looks like a drawing, screenshot "
+        where = "the face" if any(r.face is not None for r in framing.regions) else "the image"
+        notes.append(f"{flat:.0%} of {where} is perfectly flat colour: it looks like a drawing, screenshot "
                      f"or graphic, not a photo the model was trained on")
     small = [i for i, r in enumerate(framing.regions, start=1) if r.face is not None and r.box[2] < model_size]
     if small:

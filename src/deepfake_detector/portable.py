@@ -220,12 +220,13 @@ def train(cfg: TrainConfig, packs: Path, out: Path, workers: int, time_budget_s:
                                     (train_pack, cfg.image_size, aug, cfg.self_blend_prob, cfg.seed))
     try:
         model = _compiled_model(cfg, packs, steps)
+        if probe_steps:  # a timing run leaves any checkpoint of a stopped run alone
+            return _probe(model, _batches(pool, epoch_idx, cfg.epochs, cfg.batch_size, cfg.seed, ahead=4 * workers,
+                                          per_epoch=cfg.epoch_images), probe_steps, cfg.batch_size)
         checkpoint = _Checkpoint(out / "checkpoint", cfg)
         first_epoch = checkpoint.restore(model) if resume else checkpoint.clear()
         batches = _batches(pool, epoch_idx, cfg.epochs, cfg.batch_size, cfg.seed, ahead=4 * workers,
                            per_epoch=cfg.epoch_images, first_epoch=first_epoch)
-        if probe_steps:
-            return _probe(model, batches, probe_steps, cfg.batch_size)
         if first_epoch >= cfg.epochs:
             log.info("the checkpoint is of the last epoch: nothing left to train")
         else:

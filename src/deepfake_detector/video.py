@@ -417,9 +417,16 @@ def _thumbnail(rgb: np.ndarray, frame: FrameScore) -> np.ndarray:
     return small
 
 
+# Notes of one picture's verdict that a clip's verdict does not follow (it is judged on its frame
+# scores as one face's score: no group threshold, no unfamiliarity), so they would contradict it.
+_PICTURE_VERDICT_NOTES = (" faces scored: with ", "look manipulated", "looks manipulated",
+                          "unlike the faces the model was trained on")
+
+
 def _frame_note(note: str) -> bool:
-    """Whether an image-path note says something about the clip (face counts and misses are told per clip)."""
-    return "faces scored; the verdict is that of face" not in note and not note.startswith("no face found")
+    """Whether an image-path note says something about the clip (face counts and misses are told per
+    clip, and notes on a picture's verdict do not apply to the clip's)."""
+    return not note.startswith("no face found") and not any(part in note for part in _PICTURE_VERDICT_NOTES)
 
 
 class _Tally:
