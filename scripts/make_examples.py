@@ -20,7 +20,7 @@ from pathlib import Path
 
 import matplotlib.cbook
 import numpy as np
-from PIL import Image, ImageDraw, ImageFilter
+from PIL import Image, ImageFilter
 
 OUT = Path(__file__).resolve().parent.parent / "assets" / "examples"
 
@@ -46,17 +46,9 @@ def self_blend(rgb: np.ndarray, box, seed: int, shift=(0, 0), scale=1.04, tint=(
 def face_swap(target: np.ndarray, source: np.ndarray, feather: float = 0.06) -> np.ndarray:
     """`source`'s face warped onto `target`'s (FaceMesh landmarks, similarity transform) and pasted
     through the target's feathered face outline, colours left as they are."""
-    import cv2
+    from deepfake_detector.selfblend import face_landmarks, warp_face_onto
 
-    from deepfake_detector.selfblend import face_landmarks
-
-    target_points, source_points = face_landmarks(target), face_landmarks(source)
-    matrix, _ = cv2.estimateAffinePartial2D(source_points.astype(np.float32), target_points.astype(np.float32))
-    warped = cv2.warpAffine(source, matrix, (target.shape[1], target.shape[0]), flags=cv2.INTER_LINEAR,
-                            borderMode=cv2.BORDER_REFLECT)
-    hull = cv2.convexHull(target_points.astype(np.float32)).reshape(-1, 2)
-    mask = Image.new("L", (target.shape[1], target.shape[0]), 0)
-    ImageDraw.Draw(mask).polygon([tuple(p) for p in hull], fill=255)
+    warped, mask = warp_face_onto(target, face_landmarks(target), source, face_landmarks(source))
     side = float(np.sqrt((np.asarray(mask) > 0).sum()))
     alpha = np.asarray(mask.filter(ImageFilter.GaussianBlur(feather * side)), np.float32)[..., None] / 255.0
     return np.clip(np.round(alpha * warped + (1 - alpha) * target), 0, 255).astype(np.uint8)

@@ -21,12 +21,12 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from PIL import Image, ImageDraw, ImageFilter
+from PIL import Image, ImageFilter
 
 from deepfake_detector.data import scan
 from deepfake_detector.imaging import load_image
 from deepfake_detector.inference import Predictor
-from deepfake_detector.selfblend import face_landmarks
+from deepfake_detector.selfblend import face_landmarks, warp_face_onto
 
 SIDE = 256  # pictures are swapped at this size
 
@@ -34,12 +34,7 @@ SIDE = 256  # pictures are swapped at this size
 def swap(target: np.ndarray, target_points: np.ndarray, source: np.ndarray, source_points: np.ndarray,
          rng: np.random.Generator) -> np.ndarray:
     """`source`'s face pasted onto `target` inside the target's face outline."""
-    matrix, _ = cv2.estimateAffinePartial2D(source_points.astype(np.float32), target_points.astype(np.float32))
-    warped = cv2.warpAffine(source, matrix, (target.shape[1], target.shape[0]), flags=cv2.INTER_LINEAR,
-                            borderMode=cv2.BORDER_REFLECT)
-    hull = cv2.convexHull(target_points.astype(np.float32)).reshape(-1, 2)
-    mask = Image.new("L", (target.shape[1], target.shape[0]), 0)
-    ImageDraw.Draw(mask).polygon([tuple(p) for p in hull], fill=255)
+    warped, mask = warp_face_onto(target, target_points, source, source_points)
     inside = np.asarray(mask) > 0
     face = float(np.sqrt(inside.sum()))
     # Colour transfer inside the face: the swap's tools match skin tone before blending.

@@ -52,6 +52,22 @@ def face_hull(rgb: np.ndarray) -> np.ndarray:
     return hull
 
 
+def warp_face_onto(target: np.ndarray, target_points: np.ndarray, source: np.ndarray,
+                   source_points: np.ndarray) -> tuple[np.ndarray, Image.Image]:
+    """Another person's face for a face swap: `source` warped onto `target` by the similarity
+    transform of their FaceMesh landmarks, and the target's face outline as an L mask (for the
+    scripts that make swaps the model never trained on)."""
+    import cv2
+
+    matrix, _ = cv2.estimateAffinePartial2D(source_points.astype(np.float32), target_points.astype(np.float32))
+    warped = cv2.warpAffine(source, matrix, (target.shape[1], target.shape[0]), flags=cv2.INTER_LINEAR,
+                            borderMode=cv2.BORDER_REFLECT)
+    hull = cv2.convexHull(target_points.astype(np.float32)).reshape(-1, 2)
+    mask = Image.new("L", (target.shape[1], target.shape[0]), 0)
+    ImageDraw.Draw(mask).polygon([tuple(p) for p in hull], fill=255)
+    return warped, mask
+
+
 def has_hull(hull: np.ndarray) -> bool:
     return bool(np.isfinite(hull[:3]).all())
 
