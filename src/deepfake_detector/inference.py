@@ -246,17 +246,14 @@ class Predictor:
         self.fallback_reason: str | None = None  # why a configured Hub model is not the one served
         self.image_size = int(self.config["image_size"])
         serving = self.metrics.get("serving", {})
-        self.rules = DecisionRules.from_serving(serving)
-        self.threshold = self.rules.threshold
-        self.uncertain_band = self.rules.band
         self.bundle_notes: list[str] = []  # what this bundle cannot do that newer ones can
-        if not self.rules.group_thresholds and serving:
+        if not serving.get("group_thresholds") and serving:
             self.bundle_notes.append("this bundle has no group-picture thresholds: a picture of several faces is "
                                      "judged by the single-face threshold, so real groups are called fake more often")
-        self.unfamiliarity = None
+        unfamiliarity = None
         if (self.folder / UNFAMILIARITY_FILE).is_file():
             try:
-                self.unfamiliarity = Unfamiliarity.load(self.folder / UNFAMILIARITY_FILE)
+                unfamiliarity = Unfamiliarity.load(self.folder / UNFAMILIARITY_FILE)
             except (OSError, ValueError, KeyError) as exc:
                 self.bundle_notes.append(f"this bundle's unfamiliarity statistics cannot be read ({type(exc).__name__}): "
                                          "faces unlike the training faces are not flagged as uncertain")
@@ -265,10 +262,9 @@ class Predictor:
                                      "faces are not flagged as uncertain")
         for note in self.bundle_notes:
             log.warning("%s: %s", self.folder, note)
+        self.adopt(serving, unfamiliarity)
         self.face_settings = FaceSettings()
         self.limits = limits
-        cal = serving.get("calibration") or {"a": 1.0, "b": 0.0}
-        self.cal_a, self.cal_b = float(cal["a"]), float(cal["b"])
         self.model_file = tflite
         tflite = self.folder / tflite
         if backend == "keras" or (backend == "auto" and not tflite.is_file()):
@@ -325,8 +321,8 @@ class Predictor:
         return Prepared(loaded.rgb, inputs, framing, notes)
 
     def adopt(self, serving: dict, unfamiliarity: Unfamiliarity | None) -> None:
-        """Serve with these rules (metrics.json's "serving") and unfamiliarity statistics: sealing
-        fits them with this predictor, then measures Test with them."""
+        """Serve with these rules (metrics.json's "serving") and unfamiliarity statistics: loading a
+        bundle reads them; sealing fits them with this predictor, then measures Test with them."""
         self.rules = DecisionRules.from_serving(serving)
         self.threshold, self.uncertain_band = self.rules.threshold, self.rules.band
         cal = serving.get("calibration") or {"a": 1.0, "b": 0.0}
